@@ -1,0 +1,119 @@
+"""The FastAPI app factory. `create_app` wires the process's parts; the lifespan starts the
+in-process workers (for `terraplane serve`) and drains them on shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from terraplane import __version__
+from terraplane.api.context import AppContext
+from terraplane.api.errors import install_error_handlers
+from terraplane.api.middleware import RequestContextMiddleware
+from terraplane.api.routes import (
+    blueprints,
+    deployments,
+    drift,
+    health,
+    metrics,
+    rollouts,
+    runs,
+    state,
+    tenants,
+    tokens,
+)
+from terraplane.controlplane.deployments import OPERATION_FINISHED_JOB_KIND, Deployments
+from terraplane.controlplane.rollouts import ADVANCE_JOB_KIND, Rollouts
+from terraplane.engine.binaries import EngineBinaries
+from terraplane.governance.tokens import PrincipalCache
+from terraplane.queue.worker import Handler, Worker
+from terraplane.runs.executor import RunExecutor
+from terraplane.runs.service import RUN_FINISHED_JOB_KIND, RUN_JOB_KIND
+from terraplane.settings import Settings
+from terraplane.statebackend.service import StateBackend
+from terraplane.store.database import Database
+from terraplane.store.encryption import load_keyring
+
+
+def build_context(settings: Settings) -> AppContext:
+    db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    keyring = load_keyring(settings.encryption_key, settings.encryption_old_keys, settings.data_dir)
+    binaries = EngineBinaries(
+        settings.engines_dir,
+        {
+            "terraform": settings.terraform_mirror,
+            "tofu": settings.tofu_mirror,
+        },
+    )
+    deployments = Deployments(db, keyring, settings.environment_chain)
+    return AppContext(
+        settings=settings,
+        db=db,
+        keyring=keyring,
+        binaries=binaries,
+        state_backend=StateBackend(db, keyring, settings.state_max_bytes),
+        principals=PrincipalCache(settings.token_cache_seconds),
+        deployments=deployments,
+        rollouts=Rollouts(db, deployments, settings.environment_chain),
+    )
+
+
+def build_worker(ctx: AppContext) -> Worker:
+    s = ctx.settings
+    executor = RunExecutor(settings=s, db=ctx.db, keyring=ctx.keyring, binaries=ctx.binaries)
+    handlers: dict[str, Handler] = {
+        RUN_JOB_KIND: executor,
+        RUN_FINISHED_JOB_KIND: ctx.deployments.on_run_finished,
+        OPERATION_FINISHED_JOB_KIND: ctx.rollouts.on_operation_finished,
+        ADVANCE_JOB_KIND: ctx.rollouts.on_advance,
+    }
+    return Worker(
+        ctx.db,
+        handlers,
+        slots=s.workers,
+        lease_seconds=s.job_lease_seconds,
+        poll_seconds=s.job_poll_seconds,
+    )
+
+
+def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
+    ctx = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if with_workers and settings.workers > 0:
+            ctx.worker = build_worker(ctx)
+            ctx.worker.start()
+        try:
+            yield
+        finally:
+            if ctx.worker is not None:
+                await ctx.worker.stop(settings.shutdown_grace_seconds)
+            await ctx.db.dispose()
+
+    app = FastAPI(
+        title="Terraplane",
+        version=__version__,
+        description="Control plane for infrastructure as code.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (
+        health,
+        metrics,
+        state,
+        runs,
+        tokens,
+        blueprints,
+        tenants,
+        deployments,
+        rollouts,
+        drift,
+    ):
+        app.include_router(module.router)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,40 @@
+"""What the API needs from the process: created once in `create_app`, reached through the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from terraplane.controlplane.deployments import Deployments
+from terraplane.controlplane.rollouts import Rollouts
+from terraplane.engine.binaries import EngineBinaries
+from terraplane.governance.tokens import PrincipalCache
+from terraplane.queue.worker import Worker
+from terraplane.settings import Settings
+from terraplane.statebackend.service import StateBackend
+from terraplane.store.database import Database
+from terraplane.store.encryption import Keyring
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    keyring: Keyring
+    binaries: EngineBinaries
+    state_backend: StateBackend
+    deployments: Deployments
+    rollouts: Rollouts
+    worker: Worker | None = None
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
+
+    def wake_workers(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+
+async def app_context(request: Request) -> AppContext:
+    # async: FastAPI runs a plain `def` dependency in a thread pool, on every request.
+    ctx: AppContext = request.app.state.ctx
+    return ctx

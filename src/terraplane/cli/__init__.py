@@ -1,0 +1,1 @@
+"""The `terraplane` command line. Admin commands (db, token) talk to the database directly."""

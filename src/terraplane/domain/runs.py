@@ -1,0 +1,90 @@
+"""A run: one plan, apply or destroy of one workspace, and its state machine."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from terraplane.domain.transitions import check_transition
+
+
+class RunOperation(enum.StrEnum):
+    PLAN = "plan"
+    APPLY = "apply"
+    DESTROY = "destroy"
+
+    @property
+    def writes(self) -> bool:
+        """A writing run changes infrastructure and state: one at a time per workspace."""
+        return self is not RunOperation.PLAN
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+
+
+# RUNNING -> RUNNING: a run resumed by another worker after the first one died.
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+def transition_run(current: RunStatus, target: RunStatus) -> RunStatus:
+    return check_transition(RUN_TRANSITIONS, current, target)
+
+
+class DirectorySource(BaseModel):
+    """A module directory on the worker's disk (checkouts and unpacked blueprint archives)."""
+
+    type: Literal["directory"] = "directory"
+    path: str
+
+
+class BlueprintSource(BaseModel):
+    """A registered blueprint version; workers unpack it from the database (and cache it)."""
+
+    type: Literal["blueprint"] = "blueprint"
+    blueprint: str
+    version: str
+
+
+class RunSpec(BaseModel):
+    """Everything a worker needs to execute a run; stored with the run."""
+
+    source: DirectorySource | BlueprintSource = Field(discriminator="type")
+    engine: str = "terraform"
+    version: str | None = None
+    env: dict[str, str] = {}
+    variables: dict[str, Any] = {}
+    sensitive_variables: list[str] = []
+    # The workspace's state in Terraplane's own backend; None leaves the module's backend alone.
+    state: str | None = None
+    # False for plans that only look (drift checks): they run with -lock=false.
+    lock_state: bool = True
+    timeout_seconds: float | None = None
+
+    def secret_values(self) -> list[str]:
+        """String forms of the sensitive variables, for redaction."""
+        values = []
+        for name in self.sensitive_variables:
+            value = self.variables.get(name)
+            if value is not None:
+                values.append(value if isinstance(value, str) else json.dumps(value))
+        return values

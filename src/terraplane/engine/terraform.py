@@ -1,0 +1,112 @@
+"""Terraform/OpenTofu commands for one working directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terraplane.engine.plugin_cache import detach_providers, plugin_cache_lock
+from terraplane.engine.process import OutputSink, ProcessResult, run_process
+
+# Never handed to a run: they hold Terraplane's own credentials and keys.
+_PRIVATE_PREFIXES = ("TERRAPLANE_",)
+
+
+def run_environment(
+    *,
+    plugin_cache_dir: Path,
+    cli_config: Path,
+    extra: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a terraform process: the server's, minus Terraplane's secrets."""
+    env = {
+        k: v
+        for k, v in (base if base is not None else os.environ).items()
+        if not k.startswith(_PRIVATE_PREFIXES)
+    }
+    env.update(
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        CHECKPOINT_DISABLE="1",
+        TF_PLUGIN_CACHE_DIR=str(plugin_cache_dir),
+        TF_CLI_CONFIG_FILE=str(cli_config),
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class TerraformCommands:
+    """Runs commands of one binary in one directory; output goes to `sink`."""
+
+    binary: Path
+    workdir: Path
+    env: dict[str, str]
+    sink: OutputSink
+    plugin_cache_dir: Path
+    timeout: float = 3600.0
+    grace: float = 20.0
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    on_start: Callable[[int], None] | None = None
+
+    async def run(self, *args: str) -> ProcessResult:
+        await self.sink(f"$ {self.binary.name} {' '.join(args)}\n")
+        return await run_process(
+            [str(self.binary), *args],
+            cwd=self.workdir,
+            env=self.env,
+            on_output=self.sink,
+            timeout=self.timeout,
+            cancel=self.cancel,
+            grace=self.grace,
+            on_start=self.on_start,
+        )
+
+    async def init(self, extra_args: Sequence[str] = ()) -> ProcessResult:
+        async with plugin_cache_lock(self.plugin_cache_dir):
+            result = await self.run("init", "-input=false", "-no-color", *extra_args)
+            if result.exit_code == 0:
+                await asyncio.to_thread(detach_providers, self.workdir)
+            return result
+
+    async def plan(
+        self, plan_file: str, *, destroy: bool = False, extra_args: Sequence[str] = ()
+    ) -> ProcessResult:
+        """Exit code 0: no changes; 2: changes; anything else: an error."""
+        args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
+        if destroy:
+            args.append("-destroy")
+        return await self.run(*args, *extra_args)
+
+    async def apply(self, plan_file: str, extra_args: Sequence[str] = ()) -> ProcessResult:
+        return await self.run("apply", "-input=false", "-no-color", *extra_args, plan_file)
+
+    async def show_json(self, plan_file: str) -> dict[str, Any]:
+        """`show -json` of a saved plan; its output is data, so it is not streamed to the log."""
+        chunks: list[str] = []
+
+        async def collect(text: str) -> None:
+            chunks.append(text)
+
+        result = await run_process(
+            [str(self.binary), "show", "-json", "-no-color", plan_file],
+            cwd=self.workdir,
+            env=self.env,
+            on_output=collect,
+            timeout=self.timeout,
+            cancel=self.cancel,
+            grace=self.grace,
+        )
+        output = "".join(chunks)
+        if result.exit_code != 0:
+            await self.sink(output)
+            raise RuntimeError(f"show -json exited with {result.exit_code}")
+        # Terraform may print warnings before the JSON document on stderr (merged here).
+        start = output.find("{")
+        return dict(json.loads(output[start:]))

@@ -1,0 +1,1 @@
+"""Governance: API tokens and roles (and, later, policies, secrets, audit)."""

@@ -1,0 +1,266 @@
+"""The worker loop: claim, run the handler for the job's kind, heartbeat, finish.
+
+A process runs one `Worker` with N slots. On stop it claims nothing more, lets running jobs
+finish within the grace period, then cancels the rest and hands them back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from terraplane.observability.logs import get_logger
+from terraplane.observability.metrics import JOBS_PROCESSED
+from terraplane.queue import jobs as jobstore
+from terraplane.queue.jobs import Job
+from terraplane.store.database import Database
+
+log = get_logger(__name__)
+
+
+class TransientJobError(Exception):
+    """Raised by a handler for a failure worth retrying (network, busy resource)."""
+
+
+@dataclass
+class JobContext:
+    job: Job
+    db: Database
+    # Set when the job must stop early: the lease was lost or the worker is shutting down.
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    lease_lost: bool = False
+
+
+Handler = Callable[[JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
+
+
+class GroupCommit:
+    """Records job completions of one worker in shared transactions.
+
+    Completions that arrive while a commit is in flight go together in the next one, so under
+    load a worker pays one BEGIN/COMMIT for many jobs instead of one each; when idle, a
+    completion is committed at once. A job's slot stays busy until its completion is committed.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: list[tuple[Job, dict[str, Any] | None, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def complete(self, job: Job, result: dict[str, Any] | None) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((job, result, future))
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_forever())
+        return await future
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                async with self.db.write() as conn:
+                    outcomes = await jobstore.complete_many(conn, [(j, r) for j, r, _ in batch])
+            except Exception as exc:  # each waiting job handles the error as its own
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, _, future), ok in zip(batch, outcomes, strict=True):
+                future.set_result(ok)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        handlers: dict[str, Handler],
+        *,
+        slots: int = 4,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 0.5,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.handlers = handlers
+        self.slots = slots
+        self.lease = timedelta(seconds=lease_seconds)
+        self.poll_seconds = poll_seconds
+        self.worker_id = worker_id or new_worker_id()
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._running: dict[asyncio.Task[None], JobContext] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._completions = GroupCommit(db)
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (call after committing a job)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self.run(), name=f"worker {self.worker_id}")
+        if self.db.is_postgres:
+            self._listen_task = asyncio.create_task(self._listen(), name="job notifications")
+
+    async def _listen(self) -> None:
+        """Wake on PostgreSQL notifications of new jobs (from any instance); polling remains
+        the fallback, so a lost connection delays work by at most one poll interval."""
+        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        failures = 0
+        while not self._stopping:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {jobstore.NOTIFY_CHANNEL}")
+                    failures = 0
+                    async for _ in conn.notifies():
+                        self.wake()
+            except psycopg.Error as exc:
+                failures += 1
+                log.warning("job notifications lost; polling meanwhile", error=str(exc)[:200])
+                await asyncio.sleep(min(30.0, 2**failures))
+
+    async def run(self) -> None:
+        log.info(
+            "worker started",
+            worker_id=self.worker_id,
+            slots=self.slots,
+            kinds=sorted(self.handlers),
+        )
+        failures = 0
+        while not self._stopping:
+            if len(self._running) >= self.slots:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                claimed = await jobstore.claim_batch(
+                    self.db,
+                    self.worker_id,
+                    list(self.handlers),
+                    self.lease,
+                    self.slots - len(self._running),
+                )
+                failures = 0
+            except (OperationalError, DBAPIError, OSError) as exc:
+                failures += 1
+                log.warning("claim failed; database unavailable?", error=str(exc)[:300])
+                await asyncio.sleep(min(10.0, self.poll_seconds * 2**failures))
+                continue
+            if not claimed:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                continue
+            for job in claimed:
+                ctx = JobContext(job=job, db=self.db)
+                task = asyncio.create_task(self._execute(ctx), name=f"job {job.id}")
+                self._running[task] = ctx
+                task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._slot_free.set()
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Claim nothing more; give running jobs `grace_seconds`, then cancel and hand back."""
+        self._stopping = True
+        self._wake.set()
+        self._slot_free.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            await asyncio.gather(self._listen_task, return_exceptions=True)
+        if self._running:
+            log.info("waiting for running jobs", count=len(self._running), grace=grace_seconds)
+            _done, pending = await asyncio.wait(list(self._running), timeout=grace_seconds)
+            for task in pending:
+                self._running[task].stop_requested.set()
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self._completions.close()
+        log.info("worker stopped", worker_id=self.worker_id)
+
+    async def _execute(self, ctx: JobContext) -> None:
+        job = ctx.job
+        handler = self.handlers[job.kind]
+        work: asyncio.Task[dict[str, Any] | None] = asyncio.create_task(handler(ctx))
+        beat = asyncio.create_task(self._heartbeat(ctx, work))
+        outcome = "succeeded"
+        try:
+            result = await asyncio.shield(work)
+            finished = await self._completions.complete(job, result)
+            outcome = "succeeded" if finished else "lost"
+        except asyncio.CancelledError:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            if ctx.lease_lost:
+                outcome = "lost"  # another worker owns the job now; record nothing
+            else:
+                # Shutdown past the grace period: hand the job back for another worker.
+                outcome = "released"
+                await asyncio.shield(self._finish(jobstore.release, job))
+        except TransientJobError as exc:
+            outcome = "retried"
+            await self._finish(jobstore.fail, job, str(exc), transient=True)
+        except Exception as exc:  # a handler bug must fail its job, not kill the worker
+            outcome = "failed"
+            log.exception("job failed", job_id=job.id, kind=job.kind)
+            await self._finish(jobstore.fail, job, f"{type(exc).__name__}: {exc}", transient=False)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            JOBS_PROCESSED.labels(job.kind, outcome).inc()
+
+    async def _finish(
+        self, action: Callable[..., Awaitable[bool]], job: Job, *args: Any, **kwargs: Any
+    ) -> None:
+        try:
+            async with self.db.write() as conn:
+                await action(conn, job, *args, **kwargs)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            # The lease will expire and another worker will take the job over.
+            log.error("could not record job outcome", job_id=job.id, error=str(exc)[:300])
+
+    async def _heartbeat(self, ctx: JobContext, work: asyncio.Task[Any]) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not work.done():
+            await asyncio.sleep(interval)
+            try:
+                async with self.db.write() as conn:
+                    held = await jobstore.heartbeat(conn, ctx.job, self.lease)
+            except (OperationalError, DBAPIError, OSError) as exc:
+                log.warning("heartbeat failed", job_id=ctx.job.id, error=str(exc)[:300])
+                continue
+            if not held:
+                log.warning("lease lost; stopping job", job_id=ctx.job.id)
+                ctx.lease_lost = True
+                ctx.stop_requested.set()
+                work.cancel()
+                return

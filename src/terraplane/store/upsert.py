@@ -1,0 +1,17 @@
+"""INSERT ... ON CONFLICT DO NOTHING, spelled for whichever database the connection is on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, literal
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def insert_or_ignore(conn: AsyncConnection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same key exists; True when a row was inserted."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # RETURNING, not rowcount: psycopg reports a rowcount for a skipped conflicting row too.
+    stmt = dialect.insert(table).values(values).on_conflict_do_nothing().returning(literal(1))
+    return (await conn.execute(stmt)).first() is not None

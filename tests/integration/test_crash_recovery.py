@@ -1,0 +1,103 @@
+"""A server (with its in-process workers) killed with SIGKILL in the middle of a rollout: after
+a restart the interrupted applies resume and the rollout completes; nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import httpx
+
+from terraplane.domain.roles import Role
+from terraplane.store.migrate import upgrade
+from tests.integration.test_rollouts import deploy_fleet, register, wait_rollout
+from tests.support.modules import EXAMPLE_BLUEPRINT, example_archive
+from tests.support.server import ServerProcess, make_token
+
+# 1.1.0's deploy check takes a while, so the kill lands during an apply.
+SLOW_CHECK = (
+    (EXAMPLE_BLUEPRINT / "main.tf")
+    .read_text()
+    .replace("echo 'deploy check passed'", "sleep 4 && echo 'deploy check passed'")
+)
+
+
+def test_rollout_survives_a_killed_server(
+    database_url: str, tmp_path: Path, terraform_cli_config: Path
+) -> None:
+    upgrade(database_url)
+    env = {"TF_CLI_CONFIG_FILE": str(terraform_cli_config), "TERRAPLANE_JOB_LEASE_SECONDS": "3"}
+    server = ServerProcess(
+        database_url=database_url, data_dir=tmp_path / "a", env_extra=env
+    ).start()
+    token = make_token(database_url, "crash", Role.OPERATOR)
+    client = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+    names = [f"crash{i}" for i in range(4)]
+    try:
+        assert client.post("/api/v1/blueprints", json={"name": "crashy"}).status_code == 201
+        register(client, "crashy", "1.0.0", example_archive())
+        register(client, "crashy", "1.1.0", example_archive(**{"main.tf": SLOW_CHECK}))
+        ids = deploy_fleet(client, "crashy", names)
+        rollout = client.post(
+            "/api/v1/rollouts",
+            json={
+                "blueprint": "crashy",
+                "to_version": "1.1.0",
+                "waves": [{"percent": 100, "max_concurrency": 2}],
+            },
+        ).json()
+        deadline = time.monotonic() + 60
+        while "running" not in json.dumps(client.get(f"/api/v1/rollouts/{rollout['id']}").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)  # terraform is inside its apply now
+        server.kill()
+    finally:
+        client.close()
+
+    # The same host comes back: same data directory, so the same generated encryption key.
+    restarted = ServerProcess(
+        database_url=database_url, data_dir=tmp_path / "a", env_extra=env
+    ).start()
+    try:
+        with httpx.Client(
+            base_url=restarted.url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            done = wait_rollout(client, rollout["id"], ("succeeded", "halted", "cancelled"))
+            assert done["status"] == "succeeded", done
+            for dep_id in ids.values():
+                dep = client.get(f"/api/v1/deployments/{dep_id}").json()
+                assert (dep["version"], dep["status"]) == ("1.1.0", "succeeded")
+                state = json.loads(client.get(f"/api/v1/state/{dep['workspace']}").content)
+                assert {r["name"] for r in state["resources"]} == {
+                    "instance",
+                    "database",
+                    "deploy_check",
+                }
+                lock = client.get(f"/api/v1/state/{dep['workspace']}/lock").json()
+                assert lock["locked"] is False
+            # The killed attempts' provider plugins were stopped when the runs resumed.
+            assert _processes_working_in(tmp_path / "a" / "runs") == []
+            attempts = [
+                run["started_at"]
+                for op in client.get(f"/api/v1/tenants/{names[0]}/history").json()["operations"]
+                for run in op["runs"]
+            ]
+            assert attempts  # the history survived the crash too
+    finally:
+        restarted.stop()
+
+
+def _processes_working_in(directory: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd").startswith(str(directory.resolve())):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,147 @@
+"""The job queue on real SQLite and PostgreSQL: claims, leases, fencing, retries, exclusivity."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from terraplane.domain.jobs import JobStatus
+from terraplane.queue import jobs as q
+from terraplane.store.database import Database
+from terraplane.store.tables import jobs
+from terraplane.store.types import utcnow
+
+LEASE = timedelta(seconds=30)
+
+
+async def expire_lease(db: Database, job_id: int) -> None:
+    async with db.write() as conn:
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def test_idempotency_key_enqueues_once(db: Database) -> None:
+    async with db.write() as conn:
+        first = await q.enqueue(conn, "k", {"n": 1}, idempotency_key="event-1")
+        again = await q.enqueue(conn, "k", {"n": 2}, idempotency_key="event-1")
+    assert again.id == first.id and again.payload == {"n": 1}
+
+
+async def test_concurrent_claims_never_share_a_job(db: Database) -> None:
+    async with db.write() as conn:
+        for i in range(40):
+            await q.enqueue(conn, "k", {"i": i})
+
+    async def claimer(name: str) -> list[int]:
+        got = []
+        while (job := await q.claim_next(db, name, ["k"], LEASE)) is not None:
+            got.append(job.id)
+        return got
+
+    results = await asyncio.gather(*(claimer(f"w{i}") for i in range(6)))
+    claimed = [j for r in results for j in r]
+    assert len(claimed) == 40 and len(set(claimed)) == 40
+
+
+async def test_only_handled_kinds_are_claimed(db: Database) -> None:
+    async with db.write() as conn:
+        await q.enqueue(conn, "other", {})
+    assert await q.claim_next(db, "w", ["k"], LEASE) is None
+
+
+async def test_exclusive_key_runs_one_at_a_time(db: Database) -> None:
+    async with db.write() as conn:
+        a = await q.enqueue(conn, "k", {}, exclusive_key="workspace:x")
+        await q.enqueue(conn, "k", {}, exclusive_key="workspace:x")
+        c = await q.enqueue(conn, "k", {}, exclusive_key="workspace:y")
+    first = await q.claim_next(db, "w1", ["k"], LEASE)
+    second = await q.claim_next(db, "w2", ["k"], LEASE)
+    assert first is not None and first.id == a.id
+    assert second is not None and second.id == c.id  # x is busy; y is free
+    assert await q.claim_next(db, "w3", ["k"], LEASE) is None
+    async with db.write() as conn:
+        assert await q.complete(conn, first)
+    third = await q.claim_next(db, "w3", ["k"], LEASE)
+    assert third is not None and third.exclusive_key == "workspace:x"
+
+
+async def test_concurrent_claims_respect_exclusive_keys(db: Database) -> None:
+    async with db.write() as conn:
+        for _ in range(10):
+            await q.enqueue(conn, "k", {}, exclusive_key="workspace:same")
+    claims = await asyncio.gather(*(q.claim_next(db, f"w{i}", ["k"], LEASE) for i in range(8)))
+    assert len([c for c in claims if c is not None]) == 1
+
+
+async def test_expired_lease_is_reclaimed_and_the_old_claim_is_fenced(db: Database) -> None:
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {})
+    old = await q.claim_next(db, "dead-worker", ["k"], LEASE)
+    assert old is not None
+    assert await q.claim_next(db, "w2", ["k"], LEASE) is None  # lease still valid
+    await expire_lease(db, old.id)
+    new = await q.claim_next(db, "w2", ["k"], LEASE)
+    assert new is not None and new.id == old.id and new.attempts == 2
+    async with db.write() as conn:
+        assert not await q.heartbeat(conn, old, LEASE)
+        assert not await q.complete(conn, old, {"by": "dead"})
+        assert await q.complete(conn, new, {"by": "w2"})
+        job = await q.get_job(conn, new.id)
+    assert job is not None and job.status is JobStatus.SUCCEEDED
+
+
+async def test_transient_failure_retries_with_backoff_then_fails(db: Database) -> None:
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {}, max_attempts=2)
+    job = await q.claim_next(db, "w", ["k"], LEASE)
+    assert job is not None
+    async with db.write() as conn:
+        assert await q.fail(conn, job, "network down", transient=True)
+    assert await q.claim_next(db, "w", ["k"], LEASE) is None  # backing off
+    async with db.write() as conn:
+        await conn.execute(update(jobs).values(run_after=utcnow()))
+    job = await q.claim_next(db, "w", ["k"], LEASE)
+    assert job is not None and job.attempts == 2
+    async with db.write() as conn:
+        await q.fail(conn, job, "network down again", transient=True)
+        final = await q.get_job(conn, job.id)
+    assert final is not None and final.status is JobStatus.FAILED
+
+
+async def test_permanent_failure_is_not_retried(db: Database) -> None:
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {})
+    job = await q.claim_next(db, "w", ["k"], LEASE)
+    assert job is not None
+    async with db.write() as conn:
+        await q.fail(conn, job, "bad input", transient=False)
+        final = await q.get_job(conn, job.id)
+    assert final is not None and final.status is JobStatus.FAILED
+
+
+async def test_released_job_is_claimable_without_spending_an_attempt(db: Database) -> None:
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {})
+    job = await q.claim_next(db, "w", ["k"], LEASE)
+    assert job is not None
+    async with db.write() as conn:
+        assert await q.release(conn, job)
+    again = await q.claim_next(db, "w", ["k"], LEASE)
+    assert again is not None and again.attempts == 1
+
+
+async def test_lease_expired_past_max_attempts_fails_the_job(db: Database) -> None:
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {}, max_attempts=1)
+    job = await q.claim_next(db, "w", ["k"], LEASE)
+    assert job is not None
+    await expire_lease(db, job.id)
+    assert await q.claim_next(db, "w", ["k"], LEASE) is None
+    async with db.read() as conn:
+        final = await q.get_job(conn, job.id)
+    assert final is not None and final.status is JobStatus.FAILED

@@ -1,0 +1,53 @@
+"""Plan summaries count like Terraform's own summary line; redaction leaves no secret."""
+
+from __future__ import annotations
+
+import json
+
+from terraplane.domain.plans import summarize_plan
+
+PLAN = {
+    "format_version": "1.0",
+    "resource_changes": [
+        {"address": "a.new", "change": {"actions": ["create"], "after": {"x": 1}}},
+        {"address": "a.upd", "change": {"actions": ["update"]}},
+        {"address": "a.del", "change": {"actions": ["delete"]}},
+        {"address": "a.rep", "change": {"actions": ["delete", "create"]}},
+        {"address": "a.same", "change": {"actions": ["no-op"]}},
+        {"address": "data.x", "change": {"actions": ["read"]}},
+        {
+            "address": "a.secret",
+            "change": {
+                "actions": ["update"],
+                "before": {"password": "hunter2-old", "name": "db", "tags": ["t1", "s3cr3t"]},
+                "after": {"password": "hunter2-new", "name": "db", "tags": ["t1", "s3cr3t"]},
+                "before_sensitive": {"password": True, "tags": [False, True]},
+                "after_sensitive": {"password": True, "tags": [False, True]},
+            },
+        },
+    ],
+    "output_changes": {
+        "token": {"actions": ["create"], "after": "tok-value-1", "after_sensitive": True},
+        "same": {"actions": ["no-op"], "after": 1},
+    },
+    "prior_state": {"values": {"password": "hunter2-old"}},
+    "variables": {"password": {"value": "hunter2-new"}},
+}
+
+
+def test_summary_counts_a_replace_as_add_and_destroy() -> None:
+    s = summarize_plan(PLAN)
+    assert (s.add, s.change, s.destroy, s.outputs_changed) == (2, 2, 2, 1)
+    assert [r.address for r in s.resources] == ["a.new", "a.upd", "a.del", "a.rep", "a.secret"]
+    assert s.headline() == "2 to add, 2 to change, 2 to destroy"
+    assert s.has_changes
+
+
+def test_empty_plan_has_no_changes() -> None:
+    assert not summarize_plan({"resource_changes": []}).has_changes
+
+
+def test_summary_holds_no_values() -> None:
+    text = json.dumps(summarize_plan(PLAN).model_dump())
+    for secret in ("hunter2-old", "hunter2-new", "s3cr3t", "tok-value-1"):
+        assert secret not in text
