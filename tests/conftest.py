@@ -40,6 +40,18 @@ def terraform_cli_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_provider_mirror(tmp_path_factory.mktemp("terraform"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that used a live server gets the tail of that server's log in its
+    report: the server runs in another process, and its log is the only record of why."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    server = getattr(item, "funcargs", {}).get("live_server")
+    if report.failed and isinstance(server, LiveServer):
+        tail = "\n".join(server.process.logs().splitlines()[-150:])
+        report.sections.append(("server log (last 150 lines)", tail))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if SKIPPED_POSTGRES:
         terminalreporter.write_line(

@@ -78,10 +78,12 @@ class GroupCommit:
                     outcomes = await jobstore.complete_many(conn, [(j, r) for j, r, _ in batch])
             except Exception as exc:  # each waiting job handles the error as its own
                 for _, _, future in batch:
-                    future.set_exception(exc)
+                    if not future.done():
+                        future.set_exception(exc)
                 continue
             for (_, _, future), ok in zip(batch, outcomes, strict=True):
-                future.set_result(ok)
+                if not future.done():  # its job was cancelled meanwhile (shutdown)
+                    future.set_result(ok)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -169,6 +171,13 @@ class Worker:
             except (OperationalError, DBAPIError, OSError) as exc:
                 failures += 1
                 log.warning("claim failed; database unavailable?", error=str(exc)[:300])
+                await asyncio.sleep(min(10.0, self.poll_seconds * 2**failures))
+                continue
+            except Exception:
+                # Anything else (a pool timeout, a driver bug) must not end the loop: a worker
+                # whose loop died would look alive while it claims nothing, ever again.
+                failures += 1
+                log.exception("claim failed unexpectedly; retrying")
                 await asyncio.sleep(min(10.0, self.poll_seconds * 2**failures))
                 continue
             if not claimed:
