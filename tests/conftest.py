@@ -91,6 +91,7 @@ def live_server(
             env_extra={
                 "TF_CLI_CONFIG_FILE": str(terraform_cli_config),
                 "TERRAPLANE_STATE_MAX_BYTES": str(8 * 1024 * 1024),
+                "TERRAPLANE_DRIFT_RETRY_SECONDS": "1",
             },
         ).start()
         try:

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     environments: str = Field(
         default="dev,staging,prod", description="the promotion chain, in order, comma-separated"
     )
+    drift_retry_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how soon a scheduled drift check of a busy or locked workspace is retried",
+    )
     blueprint_archive_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     workers: int = Field(default=4, ge=0, description="job slots per process (0: no workers)")
     job_lease_seconds: float = Field(default=30.0, gt=0)

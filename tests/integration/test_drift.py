@@ -4,6 +4,7 @@ cleared by reconciling (re-applying the deployment)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
@@ -16,8 +17,8 @@ def drift_row(client: httpx.Client, workspace: str) -> dict[str, object]:
     return next(r for r in rows if r["workspace"] == workspace)
 
 
-def check(client: httpx.Client, workspace: str) -> dict[str, object]:
-    answer = client.post("/api/v1/drift/checks", json={"workspace": workspace})
+def check(client: httpx.Client, workspace: str, **options: bool) -> dict[str, Any]:
+    answer = client.post("/api/v1/drift/checks", json={"workspace": workspace, **options})
     assert answer.status_code == 202, answer.text
     return wait_operation(client, answer.json()["operation"]["id"])
 
@@ -30,7 +31,10 @@ def test_drift_detected_and_reconciled(live_server: LiveServer, fleet: dict[str,
         workspace = dep["workspace"]
         assert drift_row(client, workspace)["status"] == "never_run"
 
-        op = check(client, workspace)
+        first = client.post("/api/v1/drift/checks", json={"workspace": workspace})
+        again = client.post("/api/v1/drift/checks", json={"workspace": workspace})
+        assert again.status_code == 409 and "already being checked" in again.json()["detail"]
+        op = wait_operation(client, first.json()["operation"]["id"])
         assert op["status"] == "succeeded" and op["kind"] == "drift_check"
         assert drift_row(client, workspace)["status"] == "ok"
         log = client.get(f"/api/v1/runs/{op['runs'][0]['id']}/log").text
@@ -51,10 +55,17 @@ def test_drift_detected_and_reconciled(live_server: LiveServer, fleet: dict[str,
         status = client.get(f"/api/v1/deployments/{dep['id']}").json()["status"]
         assert status == "succeeded"  # a check changes nothing
 
-        reconcile = client.patch(f"/api/v1/deployments/{dep['id']}", json={})
-        assert wait_operation(client, reconcile.json()["operation"]["id"])["status"] == (
-            "succeeded"
-        )
+        # A refresh-only check sees the change too.
+        op = check(client, workspace, refresh_only=True)
+        log = client.get(f"/api/v1/runs/{op['runs'][0]['id']}/log").text
+        assert "-refresh-only" in log and drift_row(client, workspace)["status"] == "drifted"
+
+        # A check that reconciles: the drift it finds is applied in a reconcile operation.
+        check(client, workspace, reconcile=True)
+        history = client.get(f"/api/v1/tenants/{fleet['tenant']}/history").json()["operations"]
+        reconcile = next(h for h in history if h["kind"] == "reconcile")
+        assert wait_operation(client, reconcile["id"])["status"] == "succeeded"
+        assert drift_row(client, workspace)["status"] == "ok"
         check(client, workspace)
         assert drift_row(client, workspace)["status"] == "ok"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -25,6 +26,7 @@ from terraplane.api.routes import (
     tokens,
 )
 from terraplane.controlplane.deployments import OPERATION_FINISHED_JOB_KIND, Deployments
+from terraplane.controlplane.drift import CHECK_JOB_KIND, FIRE_JOB_KIND, DriftScheduler
 from terraplane.controlplane.rollouts import ADVANCE_JOB_KIND, Rollouts
 from terraplane.engine.binaries import EngineBinaries
 from terraplane.governance.tokens import PrincipalCache
@@ -57,6 +59,12 @@ def build_context(settings: Settings) -> AppContext:
         principals=PrincipalCache(settings.token_cache_seconds),
         deployments=deployments,
         rollouts=Rollouts(db, deployments, settings.environment_chain),
+        drift=DriftScheduler(
+            db,
+            deployments,
+            settings.environment_chain,
+            timedelta(seconds=settings.drift_retry_seconds),
+        ),
     )
 
 
@@ -68,6 +76,8 @@ def build_worker(ctx: AppContext) -> Worker:
         RUN_FINISHED_JOB_KIND: ctx.deployments.on_run_finished,
         OPERATION_FINISHED_JOB_KIND: ctx.rollouts.on_operation_finished,
         ADVANCE_JOB_KIND: ctx.rollouts.on_advance,
+        FIRE_JOB_KIND: ctx.drift.on_fire,
+        CHECK_JOB_KIND: ctx.drift.on_check,
     }
     return Worker(
         ctx.db,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -40,3 +40,27 @@ async def parse_body(request: Request, model: type[M], limit: int) -> M:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         raise Unprocessable(f"invalid request body: {describe(exc)}") from exc
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def json_body(model: type[BaseModel], multipart: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`openapi_extra` documenting a body that the route reads itself with `parse_body` (which
+    FastAPI cannot see): the model's JSON schema, self-contained; optionally a multipart form
+    (`multipart` is its object schema) accepted as well."""
+    schema = model.model_json_schema()
+    content: dict[str, Any] = {
+        "application/json": {"schema": _inline_refs(schema, schema.get("$defs", {}))}
+    }
+    if multipart is not None:
+        content["multipart/form-data"] = {"schema": multipart}
+    return {"requestBody": {"required": True, "content": content}}

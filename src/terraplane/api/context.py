@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from terraplane.controlplane.deployments import Deployments
+from terraplane.controlplane.drift import DriftScheduler
 from terraplane.controlplane.rollouts import Rollouts
 from terraplane.engine.binaries import EngineBinaries
 from terraplane.governance.tokens import PrincipalCache
@@ -26,6 +27,7 @@ class AppContext:
     state_backend: StateBackend
     deployments: Deployments
     rollouts: Rollouts
+    drift: DriftScheduler
     worker: Worker | None = None
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
 

@@ -30,7 +30,9 @@ deployment_app = typer.Typer(
     help="Deployments (asynchronous; --wait follows them).", no_args_is_help=True
 )
 rollout_app = typer.Typer(help="Rollouts across a fleet.", no_args_is_help=True)
-drift_app = typer.Typer(help="Drift checks.", no_args_is_help=True)
+drift_app = typer.Typer(help="Drift checks and their schedules.", no_args_is_help=True)
+schedule_app = typer.Typer(help="Cron schedules of drift checks.", no_args_is_help=True)
+drift_app.add_typer(schedule_app, name="schedule")
 
 
 def emit(item: Any, as_json: bool, line: str) -> None:
@@ -312,13 +314,18 @@ for _action in ("show", "pause", "resume", "cancel"):
 
 @drift_app.command("check")
 def drift_check(
-    workspace: str, wait: bool = Wait, url: str = Url, token: str = Token, as_json: bool = Json
+    workspace: str,
+    refresh_only: bool = typer.Option(False, "--refresh-only", help="A refresh-only plan."),
+    reconcile: bool = typer.Option(False, "--reconcile", help="Apply drift found."),
+    wait: bool = Wait,
+    url: str = Url,
+    token: str = Token,
+    as_json: bool = Json,
 ) -> None:
     """Check one workspace for drift."""
     api = ApiClient(url, token)
-    op_id = api.call("POST", "/api/v1/drift/checks", json={"workspace": workspace})["operation"][
-        "id"
-    ]
+    body = {"workspace": workspace, "refresh_only": refresh_only, "reconcile": reconcile}
+    op_id = api.call("POST", "/api/v1/drift/checks", json=body)["operation"]["id"]
     if wait:
         follow_operation(api, op_id, as_json)
     else:
@@ -334,3 +341,78 @@ def drift_list(url: str = Url, token: str = Token, as_json: bool = Json) -> None
         as_json,
         "\n".join(f"{r['status']:<10} {r['workspace']}  {r['checked_at'] or ''}" for r in rows),
     )
+
+
+def _schedule_line(s: dict[str, Any]) -> str:
+    scope = f"{s['blueprint'] or '*'}/{s['environment'] or '*'}"
+    state = "enabled" if s["enabled"] else "disabled"
+    flags = "".join(f" {flag}" for flag in ("reconcile", "refresh_only") if s[flag])
+    return f"{s['name']}: '{s['cron']}' over {scope}, {state}{flags}, next {s['next_fire_at']}"
+
+
+@schedule_app.command("create")
+def schedule_create(
+    name: str,
+    cron: str = typer.Option(..., "--cron", help="Five-field cron, UTC (e.g. '0 3 * * *')."),
+    blueprint: str = typer.Option(None, "--blueprint", help="Only this blueprint's deployments."),
+    environment: str = typer.Option(None, "--environment", help="Only this environment."),
+    window: int = typer.Option(
+        None, "--window", help="Spread the checks over this many seconds after each firing."
+    ),
+    reconcile: bool = typer.Option(False, "--reconcile", help="Apply drift found."),
+    refresh_only: bool = typer.Option(False, "--refresh-only", help="Refresh-only plans."),
+    url: str = Url,
+    token: str = Token,
+    as_json: bool = Json,
+) -> None:
+    """Create a drift schedule."""
+    body = {
+        "name": name,
+        "cron": cron,
+        "blueprint": blueprint,
+        "environment": environment,
+        "window_seconds": window,
+        "reconcile": reconcile,
+        "refresh_only": refresh_only,
+    }
+    item = ApiClient(url, token).call("POST", "/api/v1/drift/schedules", json=body)
+    emit(item, as_json, _schedule_line(item))
+
+
+@schedule_app.command("list")
+def schedule_list(url: str = Url, token: str = Token, as_json: bool = Json) -> None:
+    """Every drift schedule."""
+    rows = ApiClient(url, token).call("GET", "/api/v1/drift/schedules")["schedules"]
+    emit(rows, as_json, "\n".join(_schedule_line(r) for r in rows))
+
+
+@schedule_app.command("enable")
+def schedule_enable(name: str, url: str = Url, token: str = Token, as_json: bool = Json) -> None:
+    """Enable a drift schedule."""
+    item = ApiClient(url, token).call(
+        "PATCH", f"/api/v1/drift/schedules/{name}", json={"enabled": True}
+    )
+    emit(item, as_json, _schedule_line(item))
+
+
+@schedule_app.command("disable")
+def schedule_disable(name: str, url: str = Url, token: str = Token, as_json: bool = Json) -> None:
+    """Disable a drift schedule (its pending checks are dropped)."""
+    item = ApiClient(url, token).call(
+        "PATCH", f"/api/v1/drift/schedules/{name}", json={"enabled": False}
+    )
+    emit(item, as_json, _schedule_line(item))
+
+
+@schedule_app.command("run")
+def schedule_run(name: str, url: str = Url, token: str = Token, as_json: bool = Json) -> None:
+    """Fire a drift schedule now (its cron firings stay as they are)."""
+    item = ApiClient(url, token).call("POST", f"/api/v1/drift/schedules/{name}/run")
+    emit(item, as_json, f"drift schedule {name} fired")
+
+
+@schedule_app.command("delete")
+def schedule_delete(name: str, url: str = Url, token: str = Token) -> None:
+    """Delete a drift schedule."""
+    ApiClient(url, token).call("DELETE", f"/api/v1/drift/schedules/{name}")
+    typer.echo(f"drift schedule {name} deleted")

@@ -37,8 +37,10 @@ from terraplane.domain.deployments import (
     transition_deployment,
 )
 from terraplane.domain.errors import Conflict, NotFound
+from terraplane.domain.roles import Role
 from terraplane.domain.runs import BlueprintSource, RunOperation, RunSpec, RunStatus
 from terraplane.governance.tokens import Principal
+from terraplane.observability.logs import get_logger
 from terraplane.queue import jobs as jobstore
 from terraplane.queue.worker import JobContext
 from terraplane.runs import service as runs
@@ -50,9 +52,12 @@ from terraplane.store.tables import (
     operation_runs,
     operations,
     promotions,
+    states,
 )
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_or_ignore
+
+log = get_logger(__name__)
 
 REDACTED = "(sensitive)"
 OPERATION_FINISHED_JOB_KIND = "operation.finished"
@@ -141,8 +146,18 @@ class Deployments:
         await self._set_status(conn, dep, DeploymentStatus.DESTROYING)
         return await self._start(conn, dep, OperationKind.DESTROY, target, who, None)
 
-    async def check_drift(self, conn: AsyncConnection, workspace: str, who: Principal) -> int:
-        """A plan that only looks (-lock=false); 409 while the deployment is busy."""
+    async def check_drift(
+        self,
+        conn: AsyncConnection,
+        workspace: str,
+        who: Principal,
+        *,
+        refresh_only: bool = False,
+        reconcile: bool = False,
+    ) -> int:
+        """A plan that only looks (-lock=false). 409 while the deployment is busy, its state is
+        locked (someone is applying out of band) or another check of it is under way: a
+        workspace is never checked twice at once. With `reconcile`, drift found is applied."""
         found = (
             await conn.execute(select(deployments.c.id).where(deployments.c.workspace == workspace))
         ).scalar_one_or_none()
@@ -153,8 +168,41 @@ class Deployments:
             raise Conflict(f"deployment {dep.id} is destroyed; there is nothing to check")
         if DeploymentStatus(dep.status).busy:
             raise Conflict(f"deployment {dep.id} is {dep.status}; check it when it is done")
+        checking = (
+            await conn.execute(
+                select(operations.c.id).where(
+                    operations.c.deployment_id == dep.id,
+                    operations.c.kind == OperationKind.DRIFT_CHECK.value,
+                    operations.c.status.in_(
+                        [OperationStatus.PENDING.value, OperationStatus.RUNNING.value]
+                    ),
+                )
+            )
+        ).first()
+        if checking is not None:
+            raise Conflict(f"{workspace} is already being checked (operation {checking.id})")
+        lock = (
+            await conn.execute(
+                select(states.c.lock_id, states.c.lock_info).where(states.c.name == workspace)
+            )
+        ).one_or_none()
+        if lock is not None and lock.lock_id is not None:
+            holder = lock.lock_info or {}
+            raise Conflict(
+                f"the state of {workspace} is locked by {holder.get('Who') or 'someone'} "
+                f"(lock {lock.lock_id}); check it when it is free"
+            )
         target = await self._stored_target(conn, dep, dep.version, dep.variables)
-        return await self._start(conn, dep, OperationKind.DRIFT_CHECK, target, who, None)
+        return await self._start(
+            conn,
+            dep,
+            OperationKind.DRIFT_CHECK,
+            target,
+            who,
+            None,
+            reconcile=reconcile,
+            refresh_only=refresh_only,
+        )
 
     async def describe(self, conn: AsyncConnection, deployment_id: int) -> dict[str, Any]:
         dep = (
@@ -216,6 +264,9 @@ class Deployments:
         ok = run.status is RunStatus.SUCCEEDED
         if purpose is RunPurpose.DRIFT:
             return await self._record_drift(conn, dep, op, run)
+        if ok and op.kind == OperationKind.RECONCILE.value:
+            # The apply made the infrastructure match the configuration again.
+            await self._set_drift(conn, dep.workspace, DriftStatus.OK, run)
         if ok and purpose is RunPurpose.DESTROY:
             await self._set_status(conn, dep, DeploymentStatus.DESTROYED)
             return await self._finish_op(conn, op, OperationStatus.SUCCEEDED)
@@ -254,7 +305,13 @@ class Deployments:
                 OperationStatus.ROLLED_BACK,
                 f"the apply failed; rolled back to {dep.good_version}",
             )
-        if purpose is RunPurpose.APPLY and self.rollback_on_failure and dep.good_version:
+        # A reconcile re-applies the last good version itself: nothing to roll back to.
+        if (
+            purpose is RunPurpose.APPLY
+            and self.rollback_on_failure
+            and dep.good_version
+            and op.kind != OperationKind.RECONCILE.value
+        ):
             good = await self._stored_target(conn, dep, dep.good_version, dep.good_variables)
             await self._set_status(conn, dep, DeploymentStatus.APPLYING)
             await self._add_run(conn, dep, op.id, RunPurpose.ROLLBACK, good, op.created_by)
@@ -282,18 +339,14 @@ class Deployments:
             status = DriftStatus.DRIFTED if run.has_changes else DriftStatus.OK
         else:
             status = DriftStatus.ERROR
-        values = {
-            "status": status.value,
-            "run_id": run.id,
-            "summary": run.plan_summary,
-            "checked_at": utcnow(),
-        }
-        if not await insert_or_ignore(conn, drift_results, {"workspace": dep.workspace, **values}):
-            await conn.execute(
-                update(drift_results)
-                .where(drift_results.c.workspace == dep.workspace)
-                .values(**values)
-            )
+        await self._set_drift(conn, dep.workspace, status, run)
+        if status is DriftStatus.DRIFTED and op.reconcile:
+            target = await self._stored_target(conn, dep, dep.version, dep.variables)
+            await self._set_status(conn, dep, DeploymentStatus.APPLYING)
+            who = Principal(token_id=0, name=op.created_by, role=Role.OPERATOR)
+            reconcile_op = await self._start(conn, dep, OperationKind.RECONCILE, target, who, None)
+            log.info("drift found; reconciling", workspace=dep.workspace, operation=reconcile_op)
+            return await self._finish_op(conn, op, OperationStatus.SUCCEEDED)
         if status is DriftStatus.ERROR:
             return await self._finish_op(
                 conn,
@@ -304,6 +357,21 @@ class Deployments:
         return await self._finish_op(conn, op, OperationStatus.SUCCEEDED)
 
     # -- internals -----------------------------------------------------------------------
+
+    @staticmethod
+    async def _set_drift(
+        conn: AsyncConnection, workspace: str, status: DriftStatus, run: runs.Run
+    ) -> None:
+        values = {
+            "status": status.value,
+            "run_id": run.id,
+            "summary": run.plan_summary,
+            "checked_at": utcnow(),
+        }
+        if not await insert_or_ignore(conn, drift_results, {"workspace": workspace, **values}):
+            await conn.execute(
+                update(drift_results).where(drift_results.c.workspace == workspace).values(**values)
+            )
 
     async def _stored_target(
         self, conn: AsyncConnection, dep: Any, version: str, sealed: bytes
@@ -321,6 +389,9 @@ class Deployments:
         target: Target,
         who: Principal,
         override: str | None,
+        *,
+        reconcile: bool = False,
+        refresh_only: bool = False,
     ) -> int:
         op_id = (
             await conn.execute(
@@ -336,6 +407,7 @@ class Deployments:
                     gate_overridden_by=override,
                     created_by=who.name,
                     created_at=utcnow(),
+                    reconcile=reconcile,
                 )
                 .returning(operations.c.id)
             )
@@ -344,7 +416,7 @@ class Deployments:
             OperationKind.DESTROY: RunPurpose.DESTROY,
             OperationKind.DRIFT_CHECK: RunPurpose.DRIFT,
         }.get(kind, RunPurpose.APPLY)
-        await self._add_run(conn, dep, op_id, purpose, target, who.name)
+        await self._add_run(conn, dep, op_id, purpose, target, who.name, refresh_only)
         return int(op_id)
 
     async def _add_run(
@@ -355,6 +427,7 @@ class Deployments:
         purpose: RunPurpose,
         target: Target,
         who: str,
+        refresh_only: bool = False,
     ) -> None:
         spec = RunSpec(
             source=BlueprintSource(blueprint=dep.blueprint, version=target.version),
@@ -362,6 +435,7 @@ class Deployments:
             sensitive_variables=target.sensitive,
             state=dep.workspace,
             lock_state=purpose is not RunPurpose.DRIFT,
+            refresh_only=refresh_only,
         )
         operation = {
             RunPurpose.DESTROY: RunOperation.DESTROY,

@@ -54,6 +54,8 @@ class OperationKind(enum.StrEnum):
     UPDATE = "update"
     DESTROY = "destroy"
     DRIFT_CHECK = "drift_check"
+    # Re-applying the deployment's current version and variables after drift was found.
+    RECONCILE = "reconcile"
 
 
 class OperationStatus(enum.StrEnum):

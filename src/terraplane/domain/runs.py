@@ -78,6 +78,8 @@ class RunSpec(BaseModel):
     state: str | None = None
     # False for plans that only look (drift checks): they run with -lock=false.
     lock_state: bool = True
+    # A refresh-only plan (drift checks may ask for one): changes outside Terraform only.
+    refresh_only: bool = False
     timeout_seconds: float | None = None
 
     def secret_values(self) -> list[str]:

@@ -162,10 +162,11 @@ class RunExecutor:
         if (end := stopped(init)) or init.exit_code != 0:
             return end or (RunStatus.FAILED, {"exit_code": init.exit_code, "error": "init failed"})
         # A drift check only looks: it must not take the state lock an apply may need.
+        extra = [] if run.spec.lock_state else ["-lock=false"]
+        if run.spec.refresh_only:
+            extra.append("-refresh-only")
         plan = await tf.plan(
-            PLAN_FILE,
-            destroy=run.operation is RunOperation.DESTROY,
-            extra_args=[] if run.spec.lock_state else ["-lock=false"],
+            PLAN_FILE, destroy=run.operation is RunOperation.DESTROY, extra_args=extra
         )
         if (end := stopped(plan)) or plan.exit_code not in (0, 2):
             return end or (RunStatus.FAILED, {"exit_code": plan.exit_code, "error": "plan failed"})

@@ -221,6 +221,8 @@ operations = Table(
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # A drift check that, when it finds drift, re-applies the deployment (a schedule's option).
+    Column("reconcile", Boolean, nullable=False, server_default=text("false")),
     Index("ix_operations_deployment", "deployment_id", "id"),
 )
 
@@ -293,4 +295,26 @@ drift_results = Table(
     Column("run_id", BigId, ForeignKey("runs.id"), nullable=True),
     Column("summary", JSON, nullable=True),
     Column("checked_at", UTCDateTime, nullable=False),
+)
+
+# Cron schedules of drift checks over the deployments a blueprint/environment selects. The
+# schedule's next firing is a delayed `drift.fire` job; `next_fire_at` tells current from stale.
+drift_schedules = Table(
+    "drift_schedules",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("cron", String(128), nullable=False),
+    Column("blueprint", String(128), ForeignKey("blueprints.name"), nullable=True),
+    Column("environment", String(64), nullable=True),
+    # Checks are spread over this many seconds after each firing; NULL: chosen from the period.
+    Column("window_seconds", Integer, nullable=True),
+    Column("reconcile", Boolean, nullable=False),
+    Column("refresh_only", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_fire_at", UTCDateTime, nullable=True),
+    Column("last_fired_at", UTCDateTime, nullable=True),
+    Column("last_fired_count", Integer, nullable=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )

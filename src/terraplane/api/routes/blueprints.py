@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from terraplane.api.auth import require
-from terraplane.api.bodies import describe, parse_body
+from terraplane.api.bodies import describe, json_body, parse_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.controlplane import blueprints as service
 from terraplane.domain.errors import PayloadTooLarge, Unprocessable
@@ -29,7 +29,9 @@ class BlueprintCreate(BaseModel):
     description: str | None = Field(default=None, max_length=4000)
 
 
-@router.post("", summary="Create a blueprint", status_code=201)
+@router.post(
+    "", summary="Create a blueprint", status_code=201, openapi_extra=json_body(BlueprintCreate)
+)
 async def create(request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     body = await parse_body(request, BlueprintCreate, ctx.settings.request_max_bytes)
     async with ctx.db.write() as conn:
@@ -49,7 +51,22 @@ async def get_one(name: str, _: Viewer, ctx: Ctx) -> JSONResponse:
         return JSONResponse(await service.get_blueprint(conn, name))
 
 
-@router.post("/{name}/versions", summary="Register an immutable version", status_code=201)
+@router.post(
+    "/{name}/versions",
+    summary="Register an immutable version",
+    status_code=201,
+    openapi_extra=json_body(
+        service.VersionMetadata,
+        multipart={
+            "type": "object",
+            "required": ["archive", "metadata"],
+            "properties": {
+                "archive": {"type": "string", "format": "binary", "description": ".tar.gz"},
+                "metadata": {"type": "string", "description": 'JSON {"version", "tiers"}'},
+            },
+        },
+    ),
+)
 async def add_version(name: str, request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     """Multipart with an `archive` file part (the module as .tar.gz) and a `metadata` field
     (JSON `{"version", "tiers"}`), or JSON `{"version", "source": {"git": {"url", "path",

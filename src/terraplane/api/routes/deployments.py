@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from terraplane.api.auth import require
-from terraplane.api.bodies import parse_body
+from terraplane.api.bodies import json_body, parse_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.controlplane import operations
 from terraplane.controlplane.targets import DeploymentCreate, DeploymentUpdate
@@ -28,7 +28,10 @@ def accepted(ctx: AppContext, body: dict[str, object]) -> JSONResponse:
 
 
 @router.post(
-    "/deployments", summary="Create a deployment (202 with its operation)", status_code=202
+    "/deployments",
+    summary="Create a deployment (202 with its operation)",
+    status_code=202,
+    openapi_extra=json_body(DeploymentCreate),
 )
 async def create(request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     body = await parse_body(request, DeploymentCreate, ctx.settings.request_max_bytes)
@@ -52,7 +55,10 @@ async def get_one(deployment_id: int, _: Viewer, ctx: Ctx) -> JSONResponse:
 
 
 @router.patch(
-    "/deployments/{deployment_id}", summary="Change version and/or variables (202)", status_code=202
+    "/deployments/{deployment_id}",
+    summary="Change version and/or variables (202)",
+    status_code=202,
+    openapi_extra=json_body(DeploymentUpdate),
 )
 async def update(
     deployment_id: int, request: Request, principal: Operator, ctx: Ctx

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from terraplane.api.auth import require
-from terraplane.api.bodies import parse_body
+from terraplane.api.bodies import json_body, parse_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.controlplane.rollouts import RolloutCreate
 from terraplane.domain.roles import Role
@@ -21,7 +21,12 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Ctx = Annotated[AppContext, Depends(app_context)]
 
 
-@router.post("", summary="Start a rollout (202 with the rollout)", status_code=202)
+@router.post(
+    "",
+    summary="Start a rollout (202 with the rollout)",
+    status_code=202,
+    openapi_extra=json_body(RolloutCreate),
+)
 async def create(request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     body = await parse_body(request, RolloutCreate, ctx.settings.request_max_bytes)
     async with ctx.db.write() as conn:

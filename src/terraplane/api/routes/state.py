@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from terraplane.api.auth import require
-from terraplane.api.bodies import parse_body, read_body
+from terraplane.api.bodies import json_body, parse_body, read_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.domain.errors import Forbidden, InvalidInput, NotFound
 from terraplane.domain.roles import Role
@@ -72,7 +72,11 @@ async def get_lock(name: str, principal: Viewer, ctx: Ctx) -> JSONResponse:
     return JSONResponse({"name": name, "locked": holder is not None, "lock": holder})
 
 
-@router.post("/{name:path}/rollback", summary="Copy an old version forward as the newest")
+@router.post(
+    "/{name:path}/rollback",
+    summary="Copy an old version forward as the newest",
+    openapi_extra=json_body(RollbackRequest),
+)
 async def rollback(name: str, request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     """Body: `{"serial": N}`. Refused while the state is locked."""
     _scoped(principal, name)

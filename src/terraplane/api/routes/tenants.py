@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from terraplane.api.auth import require
-from terraplane.api.bodies import parse_body
+from terraplane.api.bodies import json_body, parse_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.controlplane import operations
 from terraplane.controlplane import tenants as service
@@ -32,7 +32,9 @@ class TenantUpdate(BaseModel):
     labels: dict[str, Any]
 
 
-@router.post("/tenants", summary="Create a tenant", status_code=201)
+@router.post(
+    "/tenants", summary="Create a tenant", status_code=201, openapi_extra=json_body(TenantCreate)
+)
 async def create(request: Request, _: Operator, ctx: Ctx) -> JSONResponse:
     body = await parse_body(request, TenantCreate, ctx.settings.request_max_bytes)
     async with ctx.db.write() as conn:
@@ -65,7 +67,9 @@ async def history(name: str, _: Viewer, ctx: Ctx) -> JSONResponse:
         )
 
 
-@router.patch("/tenants/{name}", summary="Replace a tenant's labels")
+@router.patch(
+    "/tenants/{name}", summary="Replace a tenant's labels", openapi_extra=json_body(TenantUpdate)
+)
 async def update(name: str, request: Request, _: Operator, ctx: Ctx) -> JSONResponse:
     body = await parse_body(request, TenantUpdate, ctx.settings.request_max_bytes)
     async with ctx.db.write() as conn:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from terraplane.api.auth import require
-from terraplane.api.bodies import parse_body
+from terraplane.api.bodies import json_body, parse_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.domain.roles import Role
 from terraplane.governance.tokens import (
@@ -52,7 +52,12 @@ async def get_tokens(_: Admin, ctx: Ctx) -> JSONResponse:
     return JSONResponse({"tokens": [token_json(r) for r in records]})
 
 
-@router.post("", summary="Create a token; the answer holds the secret once", status_code=201)
+@router.post(
+    "",
+    summary="Create a token; the answer holds the secret once",
+    status_code=201,
+    openapi_extra=json_body(TokenCreate),
+)
 async def post_token(request: Request, _: Admin, ctx: Ctx) -> JSONResponse:
     """Body: `{"name", "role"}`."""
     body = await parse_body(request, TokenCreate, ctx.settings.request_max_bytes)
