@@ -11,6 +11,7 @@ BENCHMARKS = [
     ["bench.queue", "--slots", "4"],
     ["bench.queue", "--slots", "16"],
     ["bench.engine"],
+    ["bench.controlplane", "--tenants", "1000"],
 ]
 
 

@@ -53,7 +53,15 @@ class Settings(BaseSettings):
         description="how soon a scheduled drift check of a busy or locked workspace is retried",
     )
     blueprint_archive_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    workers: int = Field(default=4, ge=0, description="job slots per process (0: no workers)")
+    workers: int = Field(
+        default=4, ge=0, description="terraform run slots per process (0: no workers)"
+    )
+    event_workers: int = Field(
+        default=4,
+        ge=1,
+        description="slots per process for the short jobs around runs (settling operations, "
+        "advancing rollouts, drift schedules)",
+    )
     job_lease_seconds: float = Field(default=30.0, gt=0)
     job_poll_seconds: float = Field(default=0.5, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)

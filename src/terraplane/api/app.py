@@ -79,10 +79,11 @@ def build_worker(ctx: AppContext) -> Worker:
         FIRE_JOB_KIND: ctx.drift.on_fire,
         CHECK_JOB_KIND: ctx.drift.on_check,
     }
+    events = sorted(kind for kind in handlers if kind != RUN_JOB_KIND)
     return Worker(
         ctx.db,
         handlers,
-        slots=s.workers,
+        lanes=[("runs", [RUN_JOB_KIND], s.workers), ("events", events, s.event_workers)],
         lease_seconds=s.job_lease_seconds,
         poll_seconds=s.job_poll_seconds,
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from terraplane.engine.plugin_cache import detach_providers, plugin_cache_lock
 from terraplane.engine.process import OutputSink, ProcessResult, run_process
+from terraplane.observability.metrics import ENGINE_PROCESS_SECONDS
 
 # Never handed to a run: they hold Terraplane's own credentials and keys.
 _PRIVATE_PREFIXES = ("TERRAPLANE_",)
@@ -57,7 +58,7 @@ class TerraformCommands:
 
     async def run(self, *args: str) -> ProcessResult:
         await self.sink(f"$ {self.binary.name} {' '.join(args)}\n")
-        return await run_process(
+        result = await run_process(
             [str(self.binary), *args],
             cwd=self.workdir,
             env=self.env,
@@ -67,6 +68,8 @@ class TerraformCommands:
             grace=self.grace,
             on_start=self.on_start,
         )
+        ENGINE_PROCESS_SECONDS.labels(args[0]).observe(result.seconds)
+        return result
 
     async def init(self, extra_args: Sequence[str] = ()) -> ProcessResult:
         async with plugin_cache_lock(self.plugin_cache_dir):
@@ -103,6 +106,7 @@ class TerraformCommands:
             cancel=self.cancel,
             grace=self.grace,
         )
+        ENGINE_PROCESS_SECONDS.labels("show").observe(result.seconds)
         output = "".join(chunks)
         if result.exit_code != 0:
             await self.sink(output)

@@ -32,6 +32,14 @@ JOBS_PROCESSED = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
+ENGINE_PROCESS_SECONDS = Histogram(
+    "terraplane_engine_process_seconds",
+    "Wall time of terraform/tofu processes, by command (init, plan, apply, show).",
+    ["command"],
+    registry=REGISTRY,
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+
 QUEUE_DEPTH = Gauge(
     "terraplane_queue_depth",
     "Jobs waiting to be claimed (fleet-wide).",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -91,8 +91,11 @@ async def enqueue(
     return _job(row)
 
 
-def _claimable(now: datetime, kinds: list[str], limit: int) -> Any:
+def _build_claimable() -> Any:
+    """Runnable jobs of some kinds (queued and due, or running with an expired lease) whose
+    exclusive key is free. Built once: `now`, `kinds` and `limit` are bound per claim."""
     other = jobs.alias("other")
+    now: Any = bindparam("c_now")
     holder_running = exists().where(
         other.c.exclusive_key == jobs.c.exclusive_key,
         other.c.status == JobStatus.RUNNING.value,
@@ -101,7 +104,7 @@ def _claimable(now: datetime, kinds: list[str], limit: int) -> Any:
     return (
         select(jobs.c.id, jobs.c.exclusive_key)
         .where(
-            jobs.c.kind.in_(kinds),
+            jobs.c.kind.in_(bindparam("c_kinds", expanding=True)),
             or_(
                 and_(jobs.c.status == JobStatus.QUEUED.value, jobs.c.run_after <= now),
                 and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now),
@@ -109,9 +112,12 @@ def _claimable(now: datetime, kinds: list[str], limit: int) -> Any:
             or_(jobs.c.exclusive_key.is_(None), ~holder_running),
         )
         .order_by(jobs.c.priority, jobs.c.id)
-        .limit(limit)
+        .limit(bindparam("c_limit", type_=Integer))
         .with_for_update(skip_locked=True, of=jobs)
     )
+
+
+_CLAIMABLE = _build_claimable()
 
 
 async def claim_next(
@@ -133,7 +139,11 @@ async def claim_batch(
         try:
             async with db.write() as conn:
                 now = utcnow()
-                candidates = (await conn.execute(_claimable(now, kinds, limit))).all()
+                candidates = (
+                    await conn.execute(
+                        _CLAIMABLE, {"c_now": now, "c_kinds": kinds, "c_limit": limit}
+                    )
+                ).all()
                 if not candidates:
                     return []
                 ids, keys = [], set()

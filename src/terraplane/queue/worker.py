@@ -1,13 +1,18 @@
 """The worker loop: claim, run the handler for the job's kind, heartbeat, finish.
 
-A process runs one `Worker` with N slots. On stop it claims nothing more, lets running jobs
-finish within the grace period, then cancels the rest and hands them back to the queue.
+A process runs one `Worker`. Its slots are divided into lanes, each claiming only its own job
+kinds: terraform runs take minutes and are bounded by the machine, while the bookkeeping jobs
+that follow them (settling an operation, advancing a rollout, firing a schedule) take
+milliseconds and must neither wait behind a long queue of runs nor hold a run's slot. On stop
+the worker claims nothing more, lets running jobs finish within the grace period, then cancels
+the rest and hands them back to the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
@@ -91,6 +96,18 @@ class GroupCommit:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+@dataclass
+class Lane:
+    """Slots that claim only `kinds`."""
+
+    name: str
+    kinds: list[str]
+    slots: int
+    running: dict[asyncio.Task[None], JobContext] = field(default_factory=dict)
+    slot_free: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -102,30 +119,42 @@ class Worker:
         handlers: dict[str, Handler],
         *,
         slots: int = 4,
+        lanes: list[tuple[str, list[str], int]] | None = None,
         lease_seconds: float = 30.0,
         poll_seconds: float = 0.5,
         worker_id: str | None = None,
     ) -> None:
+        """`lanes`: (name, kinds, slots) each; by default one lane of `slots` for every kind
+        in `handlers`. Every handled kind must be in exactly one lane."""
         self.db = db
         self.handlers = handlers
-        self.slots = slots
+        spec = lanes if lanes is not None else [("jobs", sorted(handlers), slots)]
+        self.lanes = [Lane(name, kinds, n) for name, kinds, n in spec if n > 0 and kinds]
+        claimed = [k for lane in self.lanes for k in lane.kinds]
+        if sorted(claimed) != sorted(handlers):
+            raise ValueError(f"lanes {spec} must cover each job kind {sorted(handlers)} once")
         self.lease = timedelta(seconds=lease_seconds)
         self.poll_seconds = poll_seconds
         self.worker_id = worker_id or new_worker_id()
-        self._wake = asyncio.Event()
-        self._slot_free = asyncio.Event()
         self._stopping = False
-        self._running: dict[asyncio.Task[None], JobContext] = {}
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop_tasks: list[asyncio.Task[None]] = []
         self._listen_task: asyncio.Task[None] | None = None
         self._completions = GroupCommit(db)
 
+    @property
+    def _running(self) -> dict[asyncio.Task[None], JobContext]:
+        return {t: c for lane in self.lanes for t, c in lane.running.items()}
+
     def wake(self) -> None:
         """Look for work now instead of at the next poll (call after committing a job)."""
-        self._wake.set()
+        for lane in self.lanes:
+            lane.wake.set()
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self.run(), name=f"worker {self.worker_id}")
+        self._loop_tasks = [
+            asyncio.create_task(self.run(lane), name=f"worker {self.worker_id} {lane.name}")
+            for lane in self.lanes
+        ]
         if self.db.is_postgres:
             self._listen_task = asyncio.create_task(self._listen(), name="job notifications")
 
@@ -146,26 +175,27 @@ class Worker:
                 log.warning("job notifications lost; polling meanwhile", error=str(exc)[:200])
                 await asyncio.sleep(min(30.0, 2**failures))
 
-    async def run(self) -> None:
+    async def run(self, lane: Lane) -> None:
         log.info(
             "worker started",
             worker_id=self.worker_id,
-            slots=self.slots,
-            kinds=sorted(self.handlers),
+            lane=lane.name,
+            slots=lane.slots,
+            kinds=lane.kinds,
         )
         failures = 0
         while not self._stopping:
-            if len(self._running) >= self.slots:
-                self._slot_free.clear()
-                await self._slot_free.wait()
+            if len(lane.running) >= lane.slots:
+                lane.slot_free.clear()
+                await lane.slot_free.wait()
                 continue
             try:
                 claimed = await jobstore.claim_batch(
                     self.db,
                     self.worker_id,
-                    list(self.handlers),
+                    lane.kinds,
                     self.lease,
-                    self.slots - len(self._running),
+                    lane.slots - len(lane.running),
                 )
                 failures = 0
             except (OperationalError, DBAPIError, OSError) as exc:
@@ -181,35 +211,37 @@ class Worker:
                 await asyncio.sleep(min(10.0, self.poll_seconds * 2**failures))
                 continue
             if not claimed:
-                self._wake.clear()
+                lane.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    await asyncio.wait_for(lane.wake.wait(), self.poll_seconds)
                 continue
             for job in claimed:
                 ctx = JobContext(job=job, db=self.db)
                 task = asyncio.create_task(self._execute(ctx), name=f"job {job.id}")
-                self._running[task] = ctx
-                task.add_done_callback(self._on_done)
+                lane.running[task] = ctx
+                task.add_done_callback(functools.partial(self._on_done, lane))
 
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        self._running.pop(task, None)
-        self._slot_free.set()
+    def _on_done(self, lane: Lane, task: asyncio.Task[None]) -> None:
+        lane.running.pop(task, None)
+        lane.slot_free.set()
 
     async def stop(self, grace_seconds: float) -> None:
         """Claim nothing more; give running jobs `grace_seconds`, then cancel and hand back."""
         self._stopping = True
-        self._wake.set()
-        self._slot_free.set()
-        if self._loop_task is not None:
-            await self._loop_task
+        for lane in self.lanes:
+            lane.wake.set()
+            lane.slot_free.set()
+        if self._loop_tasks:
+            await asyncio.gather(*self._loop_tasks)
         if self._listen_task is not None:
             self._listen_task.cancel()
             await asyncio.gather(self._listen_task, return_exceptions=True)
-        if self._running:
-            log.info("waiting for running jobs", count=len(self._running), grace=grace_seconds)
-            _done, pending = await asyncio.wait(list(self._running), timeout=grace_seconds)
+        running = self._running
+        if running:
+            log.info("waiting for running jobs", count=len(running), grace=grace_seconds)
+            _done, pending = await asyncio.wait(list(running), timeout=grace_seconds)
             for task in pending:
-                self._running[task].stop_requested.set()
+                running[task].stop_requested.set()
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)

@@ -52,12 +52,56 @@ def run_token_prefix(run_id: int) -> str:
     return f"run-{run_id}-attempt-"
 
 
+class CancelWatch:
+    """Cancel requests of the runs this process executes, found by one query per interval for
+    all of them (not one per run: a busy worker runs many at once)."""
+
+    def __init__(self, db: Database, interval: float = CANCEL_POLL_SECONDS) -> None:
+        self.db = db
+        self.interval = interval
+        self._events: dict[int, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, run_id: int) -> asyncio.Event:
+        event = self._events.setdefault(run_id, asyncio.Event())
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._poll(), name="run cancel requests")
+        return event
+
+    def unwatch(self, run_id: int) -> None:
+        self._events.pop(run_id, None)
+
+    async def _poll(self) -> None:
+        while self._events:
+            await asyncio.sleep(self.interval)
+            watched = list(self._events)
+            if not watched:
+                return
+            try:
+                async with self.db.read() as conn:
+                    requested = (
+                        await conn.execute(
+                            select(runs.c.id).where(
+                                runs.c.id.in_(watched), runs.c.cancel_requested.is_(True)
+                            )
+                        )
+                    ).scalars()
+                    for run_id in requested:
+                        if run_id in self._events:
+                            self._events[run_id].set()
+            except Exception as exc:  # the database is away: look again next time
+                log.warning("could not read cancel requests", error=str(exc)[:300])
+
+
 @dataclass
 class RunExecutor:
     settings: Settings
     db: Database
     keyring: Keyring
     binaries: EngineBinaries
+
+    def __post_init__(self) -> None:
+        self.cancels = CancelWatch(self.db)
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any] | None:
         run_id = int(ctx.job.payload["run_id"])
@@ -69,11 +113,11 @@ class RunExecutor:
                 await service.set_status(conn, run, RunStatus.CANCELLED)
                 return {"run_id": run_id, "status": "cancelled"}
             run = await service.set_status(conn, run, RunStatus.RUNNING)
-        logs = RunLogWriter(self.db, run_id)
-        await logs.open()
+            logs = RunLogWriter(self.db, run_id)
+            await logs.open(conn)
         workdir = self.settings.runs_dir / f"{run_id}-{ctx.job.attempts}"
-        cancel = asyncio.Event()
-        watcher = asyncio.create_task(self._watch_cancel(run_id, ctx, cancel))
+        cancel = self.cancels.watch(run_id)
+        watcher = asyncio.create_task(_cancel_on_stop(ctx, cancel))
         token_name = f"{run_token_prefix(run_id)}{ctx.job.attempts}"
         try:
             status, values = await self._execute(
@@ -83,6 +127,8 @@ class RunExecutor:
             await logs.write(
                 "\nterraplane: the worker stopped; another worker will resume this run\n"
             )
+            if run.spec.state:
+                await asyncio.shield(self._revoke(token_name))
             raise
         except Exception as exc:
             log.exception("run failed", run_id=run_id)
@@ -90,11 +136,12 @@ class RunExecutor:
             status, values = RunStatus.FAILED, {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         finally:
             watcher.cancel()
+            self.cancels.unwatch(run_id)
             await asyncio.gather(watcher, return_exceptions=True)
-            await asyncio.shield(
-                self._cleanup(logs, workdir, token_name if run.spec.state else None)
-            )
+            await asyncio.shield(self._cleanup(logs, workdir))
         async with self.db.write() as conn:
+            if run.spec.state:
+                await _revoke_quietly(conn, token_name)
             run = await service.get_run(conn, run_id)
             await service.set_status(conn, run, status, **values)
         return {"run_id": run_id, "status": status.value}
@@ -261,29 +308,26 @@ class RunExecutor:
             .values(lock_id=None, lock_info=None, locked_by=None, locked_at=None)
         )
 
-    async def _watch_cancel(self, run_id: int, ctx: JobContext, cancel: asyncio.Event) -> None:
-        while not cancel.is_set():
-            if ctx.stop_requested.is_set():
-                cancel.set()
-                return
-            async with self.db.read() as conn:
-                requested = (
-                    await conn.execute(select(runs.c.cancel_requested).where(runs.c.id == run_id))
-                ).scalar_one()
-            if requested:
-                cancel.set()
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.stop_requested.wait(), CANCEL_POLL_SECONDS)
-
-    async def _cleanup(self, logs: RunLogWriter, workdir: Path, token_name: str | None) -> None:
+    async def _cleanup(self, logs: RunLogWriter, workdir: Path) -> None:
         await logs.close()
         await asyncio.to_thread(shutil.rmtree, workdir, True)
-        if token_name is not None:
-            # NotFound: the attempt stopped before its token was made. The token expires anyway.
-            with contextlib.suppress(NotFound):
-                async with self.db.write() as conn:
-                    await revoke_token(conn, token_name)
+
+    async def _revoke(self, token_name: str) -> None:
+        async with self.db.write() as conn:
+            await _revoke_quietly(conn, token_name)
+
+
+async def _revoke_quietly(conn: Any, token_name: str) -> None:
+    """Revoke the attempt's backend token. NotFound: the attempt stopped before making it."""
+    with contextlib.suppress(NotFound):
+        async with conn.begin_nested():
+            await revoke_token(conn, token_name)
+
+
+async def _cancel_on_stop(ctx: JobContext, cancel: asyncio.Event) -> None:
+    """The worker stops the job (shutdown, or its lease was lost): stop terraform too."""
+    await ctx.stop_requested.wait()
+    cancel.set()
 
 
 def _record_group(workdir: Path, pgid: int) -> None:

@@ -29,17 +29,16 @@ class RunLogWriter:
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
 
-    async def open(self) -> None:
+    async def open(self, conn: AsyncConnection) -> None:
         """Continue after what is already stored (a run resumed by another worker)."""
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        func.max(run_log_chunks.c.seq),
-                        func.max(run_log_chunks.c.offset + func.length(run_log_chunks.c.data)),
-                    ).where(run_log_chunks.c.run_id == self.run_id)
-                )
-            ).one()
+        row = (
+            await conn.execute(
+                select(
+                    func.max(run_log_chunks.c.seq),
+                    func.max(run_log_chunks.c.offset + func.length(run_log_chunks.c.data)),
+                ).where(run_log_chunks.c.run_id == self.run_id)
+            )
+        ).one()
         self._seq = row[0] or 0
         self._offset = int(row[1] or 0)
         self._ticker = asyncio.create_task(self._tick())
