@@ -92,6 +92,8 @@ def live_server(
                 "TF_CLI_CONFIG_FILE": str(terraform_cli_config),
                 "TERRAPLANE_STATE_MAX_BYTES": str(8 * 1024 * 1024),
                 "TERRAPLANE_DRIFT_RETRY_SECONDS": "1",
+                "TERRAPLANE_GITHUB_WEBHOOK_SECRETS": "old-secret,new-secret",
+                "TERRAPLANE_GITHUB_WEBHOOK_MAX_BYTES": str(256 * 1024),
             },
         ).start()
         try:

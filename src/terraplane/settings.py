@@ -71,6 +71,23 @@ class Settings(BaseSettings):
     terraform_mirror: str = DEFAULT_TERRAFORM_MIRROR
     tofu_mirror: str = "https://github.com/opentofu/opentofu/releases/download"
 
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub's REST API; https://HOST/api/v3 for GitHub Enterprise Server",
+    )
+    github_app_id: str = Field(default="", description="the GitHub App's id")
+    github_private_key: str = Field(default="", description="the App's private key (PEM)")
+    github_private_key_file: Path | None = Field(
+        default=None, description="a file holding the App's private key, instead"
+    )
+    github_webhook_secrets: str = Field(
+        default="",
+        description="webhook secrets, comma-separated: several during a rotation",
+    )
+    github_webhook_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="GitHub caps payloads at 25 MB"
+    )
+
     db_pool_size: int = Field(default=20, ge=1, description="database connections per process")
     db_ping_timeout_seconds: float = Field(default=2.0, gt=0)
 
@@ -84,6 +101,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'terraplane.db'}"
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return [x.strip() for x in self.github_webhook_secrets.split(",") if x.strip()]
+
+    @property
+    def github_private_key_pem(self) -> str:
+        if self.github_private_key:
+            return self.github_private_key
+        if self.github_private_key_file is not None:
+            return self.github_private_key_file.read_text()
+        return ""
 
     @property
     def environment_chain(self) -> list[str]:

@@ -17,6 +17,7 @@ from terraplane.api.routes import (
     blueprints,
     deployments,
     drift,
+    github,
     health,
     metrics,
     rollouts,
@@ -30,6 +31,8 @@ from terraplane.controlplane.drift import CHECK_JOB_KIND, FIRE_JOB_KIND, DriftSc
 from terraplane.controlplane.rollouts import ADVANCE_JOB_KIND, Rollouts
 from terraplane.engine.binaries import EngineBinaries
 from terraplane.governance.tokens import PrincipalCache
+from terraplane.pr.events import DeliveryProcessor
+from terraplane.pr.intake import DELIVERY_JOB_KIND
 from terraplane.queue.worker import Handler, Worker
 from terraplane.runs.executor import RunExecutor
 from terraplane.runs.service import RUN_FINISHED_JOB_KIND, RUN_JOB_KIND
@@ -78,6 +81,7 @@ def build_worker(ctx: AppContext) -> Worker:
         ADVANCE_JOB_KIND: ctx.rollouts.on_advance,
         FIRE_JOB_KIND: ctx.drift.on_fire,
         CHECK_JOB_KIND: ctx.drift.on_check,
+        DELIVERY_JOB_KIND: DeliveryProcessor(ctx.db),
     }
     events = sorted(kind for kind in handlers if kind != RUN_JOB_KIND)
     return Worker(
@@ -124,6 +128,7 @@ def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
         deployments,
         rollouts,
         drift,
+        github,
     ):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware)

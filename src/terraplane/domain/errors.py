@@ -45,3 +45,9 @@ class Locked(TerraplaneError):
     def __init__(self, message: str, holder: dict[str, object]) -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class Unavailable(TerraplaneError):
+    """This server cannot do it as configured (a feature without its settings)."""
+
+    status_code = 503

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -317,4 +318,41 @@ drift_schedules = Table(
     Column("last_fired_count", Integer, nullable=True),
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every GitHub webhook delivery, stored before it is acknowledged; the delivery id makes a
+# redelivery a no-op. Processed by `github.delivery` jobs.
+github_deliveries = Table(
+    "github_deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("event", String(64), nullable=False),
+    Column("action", String(64), nullable=True),
+    Column("installation_id", BigInteger, nullable=True),
+    Column("repository", String(256), nullable=True),
+    Column("body", Blob, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime, nullable=True),
+    Index("ix_github_deliveries_received", "received_at"),
+)
+
+# Installations of the GitHub App and the repositories each one grants.
+github_installations = Table(
+    "github_installations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(256), nullable=False),
+    Column("suspended", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+github_repositories = Table(
+    "github_repositories",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("full_name", String(256), nullable=False, unique=True),
+    Column("installation_id", BigInteger, ForeignKey("github_installations.id"), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

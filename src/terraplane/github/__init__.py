@@ -1,0 +1,1 @@
+"""GitHub: App authentication, webhook signatures, API calls with rate-limit handling."""

@@ -1,0 +1,1 @@
+"""Pull-request automation: GitHub events in, runs, locks, comments and checks out."""
