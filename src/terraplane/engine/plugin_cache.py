@@ -25,11 +25,12 @@ LOCK_POLL_SECONDS = 0.05
 
 
 @asynccontextmanager
-async def plugin_cache_lock(cache_dir: Path) -> AsyncIterator[None]:
-    cache_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local mkdir
-    handle = open(cache_dir / ".terraplane-init.lock", "w")  # noqa: SIM115, ASYNC230
+async def file_lock(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock on `path` among this host's processes, awaited without a thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")  # noqa: SIM115, ASYNC230
     try:
-        # Polled, not a blocking flock in a thread: waiting inits would otherwise fill the
+        # Polled, not a blocking flock in a thread: waiting callers would otherwise fill the
         # default thread pool and starve the holder, which needs a thread to finish.
         while True:
             try:
@@ -41,6 +42,12 @@ async def plugin_cache_lock(cache_dir: Path) -> AsyncIterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+@asynccontextmanager
+async def plugin_cache_lock(cache_dir: Path) -> AsyncIterator[None]:
+    async with file_lock(cache_dir / ".terraplane-init.lock"):
+        yield
 
 
 def detach_providers(workdir: Path) -> int:
