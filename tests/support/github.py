@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,6 +49,23 @@ def signed_delivery(
     }
 
 
+def _pull_file(repo: str, name: str) -> dict[str, Any]:
+    """One entry of GET /repos/{owner}/{repo}/pulls/{number}/files, as GitHub documents it."""
+    sha = secrets.token_hex(20)
+    return {
+        "sha": sha,
+        "filename": name,
+        "status": "modified",
+        "additions": 1,
+        "deletions": 1,
+        "changes": 2,
+        "blob_url": f"https://github.com/{repo}/blob/{sha}/{name}",
+        "raw_url": f"https://github.com/{repo}/raw/{sha}/{name}",
+        "contents_url": f"https://api.github.com/repos/{repo}/contents/{name}?ref={sha}",
+        "patch": "@@ -1 +1 @@\n-old\n+new",
+    }
+
+
 @dataclass
 class CannedAnswer:
     status: int
@@ -65,6 +83,8 @@ class GitHubStandIn:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
     canned: list[CannedAnswer] = field(default_factory=list)
+    # (repo full name, PR number) -> the files the PR changes, for the files API.
+    pull_files: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     # GitHub's clock (tests move it together with the client's).
     clock: Callable[[], float] = time.time
     _server: ThreadingHTTPServer | None = None
@@ -155,6 +175,40 @@ class GitHubStandIn:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                standin.requests.append(("GET", self.path, dict(self.headers)))
+                auth = self.headers.get("Authorization", "")
+                if auth.removeprefix("token ") not in standin.issued:
+                    self._answer(401, {"message": "Bad credentials"})
+                    return
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                parts = url.path.strip("/").split("/")
+                if len(parts) == 6 and parts[0] == "repos" and parts[3:6:2] == ["pulls", "files"]:
+                    key = (f"{parts[1]}/{parts[2]}", int(parts[4]))
+                    if key not in standin.pull_files:
+                        self._answer(404, {"message": "Not Found"})
+                        return
+                    files = standin.pull_files[key][:3000]  # GitHub's documented cap
+                    per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+                    page = int(query.get("page", ["1"])[0])
+                    chunk = files[(page - 1) * per_page : page * per_page]
+                    last = max(1, -(-len(files) // per_page))
+                    links = []
+                    if page < last:
+                        base = f"{standin.url}{url.path}?per_page={per_page}"
+                        links = [
+                            f'<{base}&page={page + 1}>; rel="next"',
+                            f'<{base}&page={last}>; rel="last"',
+                        ]
+                    self._answer(
+                        200,
+                        [_pull_file(key[0], name) for name in chunk],
+                        {"Link": ", ".join(links)} if links else {},
+                    )
+                    return
+                self._answer(404, {"message": "Not Found"})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

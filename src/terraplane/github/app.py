@@ -35,6 +35,8 @@ TOKEN_REFRESH_MARGIN_SECONDS = 300
 SECONDARY_MIN_WAIT_SECONDS = 60.0
 MAX_RATE_LIMIT_WAIT_SECONDS = 900.0
 MAX_RATE_LIMIT_RETRIES = 5
+# A bound on following Link headers (a misbehaving server must not loop us forever).
+MAX_PAGES = 1000
 
 
 class GitHubError(Exception):
@@ -157,6 +159,23 @@ class GitHubApp:
             method, path, auth=f"token {token}", json_body=json_body, params=params
         )
 
+    async def paginate(
+        self, path: str, *, installation_id: int, params: dict[str, Any] | None = None
+    ) -> list[Any]:
+        """Every item of a paginated list endpoint, following the Link headers."""
+        items: list[Any] = []
+        url: str | None = path
+        query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return items
+            response = await self.request("GET", url, installation_id=installation_id, params=query)
+            page = response.json()
+            items.extend(page if isinstance(page, list) else [])
+            # The next link carries its own query (httpx would replace it with any params).
+            url, query = next_link(response), None
+        raise GitHubError(200, f"{path} has more than {MAX_PAGES} pages")
+
     async def _send(
         self,
         method: str,
@@ -189,3 +208,10 @@ def _message(response: httpx.Response) -> str:
         return str(response.json().get("message", response.text))[:500]
     except ValueError:
         return response.text[:500]
+
+
+def next_link(response: httpx.Response) -> str | None:
+    """The `rel="next"` URL of a paginated answer (GitHub's Link header), if any."""
+    link = response.links.get("next")
+    url = link.get("url") if link else None
+    return str(url) if url else None
