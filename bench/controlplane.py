@@ -58,6 +58,7 @@ output "tenant" {
 }
 """
 
+PHASE_SUM = re.compile(r'^terraplane_run_phase_seconds_sum\{phase="([^"]+)"\} (\S+)$', re.M)
 ENGINE_SUM = re.compile(r'^terraplane_engine_process_seconds_sum\{command="([^"]+)"\} (\S+)$', re.M)
 RUNS = re.compile(r'^terraplane_runs\{status="(queued|running)"\} (\S+)$', re.M)
 
@@ -90,8 +91,11 @@ def metrics(client: httpx.Client) -> str:
 
 
 def engine_seconds(client: httpx.Client) -> dict[str, float]:
-    """Terraform process seconds so far, by command."""
-    return {c: float(v) for c, v in ENGINE_SUM.findall(metrics(client))}
+    """Terraform process seconds so far, by command; and run phases outside terraform."""
+    text = metrics(client)
+    found = {c: float(v) for c, v in ENGINE_SUM.findall(text)}
+    found.update({f"phase:{p}": float(v) for p, v in PHASE_SUM.findall(text)})
+    return found
 
 
 def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -272,6 +276,10 @@ def main() -> None:
                 client.close()
                 server.stop()
     backend = "postgres" if pg_url else "sqlite"
+    phases = {k: terraform.pop(k) for k in list(terraform) if k.startswith("phase:")}
+    drift_phases = {
+        k: drift_terraform.pop(k) for k in list(drift_terraform) if k.startswith("phase:")
+    }
     ideal = sum(terraform.values()) / args.slots
     print(
         row(
@@ -311,6 +319,16 @@ def main() -> None:
     print(row("server RSS", peak_mb=sampler.peak / 1e6))
     for label, seconds in (("rollout", terraform), ("drift scan", drift_terraform)):
         print(row(f"{label}: terraform s by command", **{c: s for c, s in sorted(seconds.items())}))
+    for label, seconds in (("rollout", phases), ("drift scan", drift_phases)):
+        print(
+            row(
+                f"{label}: ms per run outside terraform",
+                **{
+                    c.removeprefix("phase:"): s / args.tenants * 1000
+                    for c, s in sorted(seconds.items())
+                },
+            )
+        )
 
 
 if __name__ == "__main__":

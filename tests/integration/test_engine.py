@@ -21,14 +21,13 @@ from terraplane.engine.terraform import TerraformCommands, run_environment
 from tests.support.terraform import NULL_MODULE, terraform_binary
 
 
-async def test_eight_parallel_inits_share_one_cache(
-    tmp_path: Path, terraform_cli_config: Path
-) -> None:
-    cache = tmp_path / "plugin-cache"  # empty: every init races to fill it
+async def parallel_init_and_plan(
+    tmp_path: Path, cache: Path, cli_config: Path, prefix: str, count: int = 8
+) -> tuple[list[int], str]:
     outputs: list[list[str]] = []
 
     async def one(i: int) -> int:
-        workdir = tmp_path / f"ws{i}"
+        workdir = tmp_path / f"{prefix}{i}"
         workdir.mkdir()
         (workdir / "main.tf").write_text(NULL_MODULE)
         lines: list[str] = []
@@ -42,19 +41,35 @@ async def test_eight_parallel_inits_share_one_cache(
             workdir=workdir,
             sink=sink,
             plugin_cache_dir=cache,
-            env=run_environment(plugin_cache_dir=cache, cli_config=terraform_cli_config),
+            env=run_environment(plugin_cache_dir=cache, cli_config=cli_config),
         )
         init = await tf.init()
         if init.exit_code:
             return init.exit_code
         return (await tf.plan("p.tfplan")).exit_code
 
-    codes = await asyncio.gather(*(one(i) for i in range(8)))
-    assert codes == [2] * 8, "".join("".join(o) for o in outputs)
-    assert "text file busy" not in "".join("".join(o) for o in outputs)
+    codes = await asyncio.gather(*(one(i) for i in range(count)))
+    return list(codes), "".join("".join(o) for o in outputs)
+
+
+async def test_eight_parallel_inits_share_one_cache(
+    tmp_path: Path, terraform_cli_config: Path
+) -> None:
+    cache = tmp_path / "plugin-cache"  # empty: every init races to fill it
+    codes, output = await parallel_init_and_plan(tmp_path, cache, terraform_cli_config, "cold")
+    assert codes == [2] * 8, output
+    assert "text file busy" not in output
     # The provider is in the shared cache (terraform links unpacked mirror entries in).
     cached = cache / "registry.terraform.io" / "hashicorp" / "null" / "2.1.2" / "linux_amd64"
     assert list(cached.glob("terraform-provider-null*"))
+    # ...and the configuration's providers are kept as a template for the next runs.
+    assert len(list((cache / "templates").glob("*/complete"))) == 1
+
+    # Warm: every init starts from the template, outside the shared cache and its lock.
+    codes, output = await parallel_init_and_plan(tmp_path, cache, terraform_cli_config, "warm")
+    assert codes == [2] * 8, output
+    assert output.count("Using previously-installed hashicorp/null") == 8, output
+    assert "initialising afresh" not in output
 
 
 FAKE_TERRAFORM = b'#!/bin/sh\necho \'{"terraform_version": "9.9.9"}\'\n'

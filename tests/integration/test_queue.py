@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from terraplane.domain.jobs import JobStatus
@@ -145,3 +146,37 @@ async def test_lease_expired_past_max_attempts_fails_the_job(db: Database) -> No
     async with db.read() as conn:
         final = await q.get_job(conn, job.id)
     assert final is not None and final.status is JobStatus.FAILED
+
+
+async def test_a_handler_completes_its_job_atomically_with_its_writes(db: Database) -> None:
+    from terraplane.queue.worker import JobContext, LeaseLost, complete_in
+
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {"n": 1})
+        await q.enqueue(conn, "k", {"n": 2})
+    first = await q.claim_next(db, "w1", ["k"], LEASE)
+    assert first is not None
+    ctx = JobContext(job=first, db=db)
+    async with db.write() as conn:
+        await q.enqueue(conn, "follow-up", {"of": first.id})
+        await complete_in(conn, ctx, {"ok": True})
+    async with db.read() as conn:
+        done = await q.get_job(conn, first.id)
+        assert done is not None and done.status is JobStatus.SUCCEEDED and ctx.completed
+        assert (await q.queued_by_kind(conn)).get("follow-up") == 1
+
+    # A worker whose job was taken over records nothing: its last transaction rolls back.
+    second = await q.claim_next(db, "w1", ["k"], LEASE)
+    assert second is not None
+    await expire_lease(db, second.id)
+    assert await q.claim_next(db, "w2", ["k"], LEASE) is not None  # w2 owns it now
+    stale = JobContext(job=second, db=db)
+    with pytest.raises(LeaseLost):
+        async with db.write() as conn:
+            await q.enqueue(conn, "follow-up", {"of": second.id})
+            await complete_in(conn, stale, {"ok": True})
+    async with db.read() as conn:
+        taken = await q.get_job(conn, second.id)
+        assert taken is not None and taken.status is JobStatus.RUNNING
+        assert taken.lease_owner == "w2" and not stale.completed
+        assert (await q.queued_by_kind(conn)).get("follow-up") == 1  # the stale one rolled back

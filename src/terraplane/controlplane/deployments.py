@@ -435,6 +435,7 @@ class Deployments:
             sensitive_variables=target.sensitive,
             state=dep.workspace,
             lock_state=purpose is not RunPurpose.DRIFT,
+            keep_plan=purpose is not RunPurpose.DRIFT,
             refresh_only=refresh_only,
         )
         operation = {

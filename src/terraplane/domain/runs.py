@@ -80,6 +80,9 @@ class RunSpec(BaseModel):
     lock_state: bool = True
     # A refresh-only plan (drift checks may ask for one): changes outside Terraform only.
     refresh_only: bool = False
+    # A plan run keeps its plan file (encrypted, in the database) for a later apply; a drift
+    # check has no use for it.
+    keep_plan: bool = True
     timeout_seconds: float | None = None
 
     def secret_values(self) -> list[str]:

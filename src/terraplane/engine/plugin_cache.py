@@ -9,14 +9,22 @@ beside it can find its provider gone. So, on one host:
 - right after it, the run's `.terraform/providers` links into the cache are replaced by hard
   links to the same files (a copy across file systems), so a running plan or apply never depends
   on the cache entry again and later inits may replace it freely.
+
+The lock serialises every init on a host, which cost ~100 ms per run at four parallel runs. So
+a successful init also leaves a *template*: its providers (hard links) and its dependency lock
+file, keyed by the Terraform configuration and binary. A later run of the same configuration
+starts with those providers and lock file in place and runs `init` without the shared cache at
+all (it then only verifies them), so it needs no lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -73,3 +81,57 @@ def _link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+TEMPLATE_MAX_FILES = 2000
+LOCK_FILE = ".terraform.lock.hcl"
+
+
+def config_key(workdir: Path, binary: Path) -> str | None:
+    """A key for what decides a configuration's providers: its Terraform files, its lock file
+    and the binary. None for configurations too large to hash cheaply."""
+    digest = hashlib.sha256(str(binary.resolve()).encode())
+    count = 0
+    for path in sorted(workdir.rglob("*")):
+        if ".terraform" in path.parts or not path.is_file():
+            continue
+        if not path.name.endswith((".tf", ".tf.json")) and path.name != LOCK_FILE:
+            continue
+        count += 1
+        if count > TEMPLATE_MAX_FILES:
+            return None
+        digest.update(str(path.relative_to(workdir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def restore_template(template: Path, workdir: Path) -> bool:
+    """Put a template's providers and lock file into `workdir`; False when there is none."""
+    if not (template / "complete").exists():
+        return False
+    shutil.copytree(
+        template / "providers",
+        workdir / ".terraform" / "providers",
+        copy_function=_link_or_copy,
+        dirs_exist_ok=True,
+    )
+    shutil.copy2(template / LOCK_FILE, workdir / LOCK_FILE)
+    return True
+
+
+def save_template(workdir: Path, template: Path) -> None:
+    """Keep `workdir`'s providers and lock file as the template for its configuration."""
+    lock = workdir / LOCK_FILE
+    if (template / "complete").exists() or not lock.exists():
+        return
+    staging = template.with_name(f"{template.name}.{uuid.uuid4().hex}")
+    providers = workdir / ".terraform" / "providers"
+    if providers.is_dir():
+        shutil.copytree(providers, staging / "providers", copy_function=_link_or_copy)
+    else:
+        (staging / "providers").mkdir(parents=True)
+    shutil.copy2(lock, staging / LOCK_FILE)
+    (staging / "complete").touch()
+    try:
+        staging.rename(template)  # atomic; another run may have saved the same one first
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)

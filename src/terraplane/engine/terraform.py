@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terraplane.engine.plugin_cache import detach_providers, plugin_cache_lock
+from terraplane.engine.plugin_cache import (
+    LOCK_FILE,
+    config_key,
+    detach_providers,
+    plugin_cache_lock,
+    restore_template,
+    save_template,
+)
 from terraplane.engine.process import OutputSink, ProcessResult, run_process
-from terraplane.observability.metrics import ENGINE_PROCESS_SECONDS
+from terraplane.observability.metrics import ENGINE_PROCESS_SECONDS, RUN_PHASE_SECONDS
 
 # Never handed to a run: they hold Terraplane's own credentials and keys.
 _PRIVATE_PREFIXES = ("TERRAPLANE_",)
@@ -56,12 +65,12 @@ class TerraformCommands:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     on_start: Callable[[int], None] | None = None
 
-    async def run(self, *args: str) -> ProcessResult:
+    async def run(self, *args: str, env: dict[str, str] | None = None) -> ProcessResult:
         await self.sink(f"$ {self.binary.name} {' '.join(args)}\n")
         result = await run_process(
             [str(self.binary), *args],
             cwd=self.workdir,
-            env=self.env,
+            env=env if env is not None else self.env,
             on_output=self.sink,
             timeout=self.timeout,
             cancel=self.cancel,
@@ -72,11 +81,35 @@ class TerraformCommands:
         return result
 
     async def init(self, extra_args: Sequence[str] = ()) -> ProcessResult:
+        """`init`; from a template of the same configuration's providers when there is one
+        (no shared cache, so no lock), else under the plugin cache lock (see plugin_cache)."""
+        args = ("init", "-input=false", "-no-color", *extra_args)
+        key = await asyncio.to_thread(config_key, self.workdir, self.binary)
+        template = self.plugin_cache_dir / "templates" / key if key else None
+        lock_file = self.workdir / LOCK_FILE
+        original = lock_file.read_bytes() if lock_file.exists() else None
+        if template is not None and await asyncio.to_thread(
+            restore_template, template, self.workdir
+        ):
+            env = {k: v for k, v in self.env.items() if k != "TF_PLUGIN_CACHE_DIR"}
+            result = await self.run(*args, env=env)
+            if result.exit_code == 0 or result.cancelled or result.timed_out:
+                return result
+            await self.sink("terraplane: init from cached providers failed; initialising afresh\n")
+            await asyncio.to_thread(shutil.rmtree, self.workdir / ".terraform", True)
+            if original is None:
+                lock_file.unlink(missing_ok=True)
+            else:
+                lock_file.write_bytes(original)
+        waited = time.perf_counter()
         async with plugin_cache_lock(self.plugin_cache_dir):
-            result = await self.run("init", "-input=false", "-no-color", *extra_args)
+            RUN_PHASE_SECONDS.labels("init_lock_wait").observe(time.perf_counter() - waited)
+            result = await self.run(*args)
             if result.exit_code == 0:
                 await asyncio.to_thread(detach_providers, self.workdir)
-            return result
+        if result.exit_code == 0 and template is not None:
+            await asyncio.to_thread(save_template, self.workdir, template)
+        return result
 
     async def plan(
         self, plan_file: str, *, destroy: bool = False, extra_args: Sequence[str] = ()

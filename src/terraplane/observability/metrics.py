@@ -40,6 +40,16 @@ ENGINE_PROCESS_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 
+RUN_PHASE_SECONDS = Histogram(
+    "terraplane_run_phase_seconds",
+    "Time runs spend outside terraform: preparing (source, working copy, backend token), "
+    "waiting for the plugin cache lock before init, and finishing (plan storage, cleanup, "
+    "recording the result).",
+    ["phase"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
 QUEUE_DEPTH = Gauge(
     "terraplane_queue_depth",
     "Jobs waiting to be claimed (fleet-wide).",

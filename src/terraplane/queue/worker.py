@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.observability.logs import get_logger
 from terraplane.observability.metrics import JOBS_PROCESSED
@@ -37,6 +38,10 @@ class TransientJobError(Exception):
     """Raised by a handler for a failure worth retrying (network, busy resource)."""
 
 
+class LeaseLost(Exception):
+    """The job is no longer this worker's: another one took it over after its lease."""
+
+
 @dataclass
 class JobContext:
     job: Job
@@ -44,6 +49,17 @@ class JobContext:
     # Set when the job must stop early: the lease was lost or the worker is shutting down.
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     lease_lost: bool = False
+    # The handler completed the job in its own last transaction (see `complete_in`).
+    completed: bool = False
+
+
+async def complete_in(conn: AsyncConnection, ctx: JobContext, result: dict[str, Any]) -> None:
+    """Complete the job in the caller's transaction, atomically with the handler's last
+    writes (and one transaction cheaper). Raises LeaseLost, rolling those writes back, when
+    the job is no longer this worker's."""
+    if not await jobstore.complete(conn, ctx.job, result):
+        raise LeaseLost(f"job {ctx.job.id} was taken over by another worker")
+    ctx.completed = True
 
 
 Handler = Callable[[JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
@@ -256,7 +272,7 @@ class Worker:
         outcome = "succeeded"
         try:
             result = await asyncio.shield(work)
-            finished = await self._completions.complete(job, result)
+            finished = ctx.completed or await self._completions.complete(job, result)
             outcome = "succeeded" if finished else "lost"
         except asyncio.CancelledError:
             work.cancel()
@@ -267,6 +283,8 @@ class Worker:
                 # Shutdown past the grace period: hand the job back for another worker.
                 outcome = "released"
                 await asyncio.shield(self._finish(jobstore.release, job))
+        except LeaseLost:
+            outcome = "lost"  # the handler's last transaction rolled back; nothing recorded
         except TransientJobError as exc:
             outcome = "retried"
             await self._finish(jobstore.fail, job, str(exc), transient=True)
@@ -299,6 +317,8 @@ class Worker:
             except (OperationalError, DBAPIError, OSError) as exc:
                 log.warning("heartbeat failed", job_id=ctx.job.id, error=str(exc)[:300])
                 continue
+            if not held and ctx.completed:
+                return  # the handler's last transaction just completed it
             if not held:
                 log.warning("lease lost; stopping job", job_id=ctx.job.id)
                 ctx.lease_lost = True

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,8 @@ from terraplane.engine.redaction import Redactor
 from terraplane.engine.terraform import TerraformCommands, run_environment
 from terraplane.governance.tokens import create_token, revoke_token
 from terraplane.observability.logs import get_logger
-from terraplane.queue.worker import JobContext
+from terraplane.observability.metrics import RUN_PHASE_SECONDS
+from terraplane.queue.worker import JobContext, complete_in
 from terraplane.runs import service
 from terraplane.runs.logs import RunLogWriter
 from terraplane.settings import Settings
@@ -102,8 +104,11 @@ class RunExecutor:
 
     def __post_init__(self) -> None:
         self.cancels = CancelWatch(self.db)
+        self._background: set[asyncio.Task[None]] = set()
+        self._archive_sha: dict[tuple[str, str], str] = {}
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any] | None:
+        started = time.perf_counter()
         run_id = int(ctx.job.payload["run_id"])
         async with self.db.write() as conn:
             run = await service.get_run(conn, run_id)
@@ -115,20 +120,22 @@ class RunExecutor:
             run = await service.set_status(conn, run, RunStatus.RUNNING)
             logs = RunLogWriter(self.db, run_id)
             await logs.open(conn)
+            token_name = f"{run_token_prefix(run_id)}{ctx.job.attempts}"
+            secret = await self._backend_token(conn, run, token_name) if run.spec.state else None
         workdir = self.settings.runs_dir / f"{run_id}-{ctx.job.attempts}"
         cancel = self.cancels.watch(run_id)
         watcher = asyncio.create_task(_cancel_on_stop(ctx, cancel))
-        token_name = f"{run_token_prefix(run_id)}{ctx.job.attempts}"
+        finishing: float | None = None
         try:
             status, values = await self._execute(
-                run, workdir, logs, cancel, token_name, ctx.job.attempts
+                run, workdir, logs, cancel, secret, ctx.job.attempts, started
             )
+            finishing = time.perf_counter()
         except asyncio.CancelledError:
             await logs.write(
                 "\nterraplane: the worker stopped; another worker will resume this run\n"
             )
-            if run.spec.state:
-                await asyncio.shield(self._revoke(token_name))
+            await asyncio.shield(self._abandon(logs, token_name if run.spec.state else None))
             raise
         except Exception as exc:
             log.exception("run failed", run_id=run_id)
@@ -138,13 +145,19 @@ class RunExecutor:
             watcher.cancel()
             self.cancels.unwatch(run_id)
             await asyncio.gather(watcher, return_exceptions=True)
-            await asyncio.shield(self._cleanup(logs, workdir))
+            self._discard(workdir)
+        await logs.stop()
         async with self.db.write() as conn:
+            await logs.close(conn)
             if run.spec.state:
                 await _revoke_quietly(conn, token_name)
             run = await service.get_run(conn, run_id)
             await service.set_status(conn, run, status, **values)
-        return {"run_id": run_id, "status": status.value}
+            result = {"run_id": run_id, "status": status.value}
+            await complete_in(conn, ctx, result)
+        if finishing is not None:
+            RUN_PHASE_SECONDS.labels("finish").observe(time.perf_counter() - finishing)
+        return result
 
     async def _execute(
         self,
@@ -152,8 +165,9 @@ class RunExecutor:
         workdir: Path,
         logs: RunLogWriter,
         cancel: asyncio.Event,
-        token_name: str,
+        secret: str | None,
         attempt: int,
+        started: float,
     ) -> tuple[RunStatus, dict[str, Any]]:
         spec = run.spec
         redactor = Redactor(spec.secret_values())
@@ -165,15 +179,14 @@ class RunExecutor:
             await sink(f"terraplane: attempt {attempt} of run {run.id}\n")
         binary = await self.binaries.resolve(spec.engine, spec.version)
         source = await self._source_dir(spec)
-        await asyncio.to_thread(_clear_earlier_attempts, self.settings.runs_dir, run.id, workdir)
-        await asyncio.to_thread(_prepare_workdir, source, workdir)
+        await asyncio.to_thread(_prepare_workdir, source, workdir, self.settings.runs_dir, run.id)
         env = run_environment(
             plugin_cache_dir=self.settings.plugin_cache_dir,
             cli_config=self._cli_config(),
             extra=spec.env,
         )
-        if spec.state is not None:
-            await self._configure_backend(run, workdir, token_name)
+        if spec.state is not None and secret is not None:
+            self._configure_backend(run, workdir, secret)
         if spec.variables:
             _write_private(workdir / VARS_FILE, json.dumps(spec.variables))
         tf = TerraformCommands(
@@ -187,6 +200,7 @@ class RunExecutor:
             cancel=cancel,
             on_start=lambda pid: _record_group(workdir, pid),
         )
+        RUN_PHASE_SECONDS.labels("prepare").observe(time.perf_counter() - started)
         try:
             return await self._steps(run, tf, cancel)
         finally:
@@ -226,10 +240,12 @@ class RunExecutor:
             "exit_code": plan.exit_code,
         }
         await tf.sink(f"\nterraplane: plan: {summary.headline()}\n")
-        plan_bytes = (tf.workdir / PLAN_FILE).read_bytes()
-        kid, blob = self.keyring.encrypt(plan_bytes, f"plan:{run.id}".encode())
-        async with self.db.write() as conn:
-            await service.store_plan(conn, run.id, kid, blob)
+        if run.operation is RunOperation.PLAN and run.spec.keep_plan:
+            # Kept (encrypted) so that an apply on any instance can use exactly this plan.
+            plan_bytes = (tf.workdir / PLAN_FILE).read_bytes()
+            kid, blob = self.keyring.encrypt(plan_bytes, f"plan:{run.id}".encode())
+            async with self.db.write() as conn:
+                await service.store_plan(conn, run.id, kid, blob)
         if run.operation is RunOperation.PLAN or plan.exit_code == 0:
             return RunStatus.SUCCEEDED, values
         apply = await tf.apply(PLAN_FILE)
@@ -241,6 +257,11 @@ class RunExecutor:
     async def _source_dir(self, spec: RunSpec) -> Path:
         if isinstance(spec.source, DirectorySource):
             return Path(spec.source.path)
+        # Versions are immutable: once unpacked here, a version needs no database read.
+        cache = self.settings.data_dir / "modules"
+        known = self._archive_sha.get((spec.source.blueprint, spec.source.version))
+        if known is not None and (cache / known).is_dir():
+            return cache / known
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
@@ -254,9 +275,9 @@ class RunExecutor:
             raise FileNotFoundError(
                 f"blueprint {spec.source.blueprint} {spec.source.version} does not exist"
             )
-        return await asyncio.to_thread(
-            unpack_cached, row.archive, row.archive_sha256, self.settings.data_dir / "modules"
-        )
+        path = await asyncio.to_thread(unpack_cached, row.archive, row.archive_sha256, cache)
+        self._archive_sha[(spec.source.blueprint, spec.source.version)] = row.archive_sha256
+        return path
 
     def _cli_config(self) -> Path:
         configured = self.settings.terraform_cli_config
@@ -268,17 +289,20 @@ class RunExecutor:
             own.write_text("# Terraplane's empty Terraform CLI configuration\n")
         return own
 
-    async def _configure_backend(self, run: service.Run, workdir: Path, token_name: str) -> None:
-        """Point the module at its state in Terraplane, with a token scoped to that state."""
-        assert run.spec.state is not None
+    async def _backend_token(self, conn: Any, run: service.Run, token_name: str) -> str:
+        """A token scoped to the run's state, for this attempt; an earlier attempt's lock on
+        that state is released first (its process is dead)."""
         ttl = timedelta(
             seconds=(run.spec.timeout_seconds or self.settings.run_timeout_seconds) + 3600
         )
-        async with self.db.write() as conn:
-            await self._release_stale_lock(conn, run)
-            secret, _ = await create_token(
-                conn, token_name, Role.OPERATOR, state_scope=run.spec.state, ttl=ttl
-            )
+        await self._release_stale_lock(conn, run)
+        secret, _ = await create_token(
+            conn, token_name, Role.OPERATOR, state_scope=run.spec.state, ttl=ttl
+        )
+        return secret
+
+    def _configure_backend(self, run: service.Run, workdir: Path, secret: str) -> None:
+        """Point the module at its state in Terraplane, with the attempt's scoped token."""
         address = f"{self.settings.base_url}/api/v1/state/{run.spec.state}"
         (workdir / BACKEND_OVERRIDE).write_text('terraform {\n  backend "http" {}\n}\n')
         _write_private(
@@ -308,13 +332,20 @@ class RunExecutor:
             .values(lock_id=None, lock_info=None, locked_by=None, locked_at=None)
         )
 
-    async def _cleanup(self, logs: RunLogWriter, workdir: Path) -> None:
-        await logs.close()
-        await asyncio.to_thread(shutil.rmtree, workdir, True)
+    def _discard(self, workdir: Path) -> None:
+        """Remove a finished run's directory in the background: the slot need not wait."""
+        task = asyncio.create_task(asyncio.to_thread(shutil.rmtree, workdir, True))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-    async def _revoke(self, token_name: str) -> None:
+    async def _abandon(self, logs: RunLogWriter, token_name: str | None) -> None:
+        """A stopped attempt: keep its last output, revoke its token; the run stays running
+        for the worker that resumes it."""
+        await logs.stop()
         async with self.db.write() as conn:
-            await _revoke_quietly(conn, token_name)
+            await logs.close(conn)
+            if token_name is not None:
+                await _revoke_quietly(conn, token_name)
 
 
 async def _revoke_quietly(conn: Any, token_name: str) -> None:
@@ -353,7 +384,8 @@ def _clear_earlier_attempts(runs_dir: Path, run_id: int, current: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _prepare_workdir(source: Path, workdir: Path) -> None:
+def _prepare_workdir(source: Path, workdir: Path, runs_dir: Path, run_id: int) -> None:
+    _clear_earlier_attempts(runs_dir, run_id, workdir)
     if not source.is_dir():
         raise FileNotFoundError(f"run source {source} is not a directory")
     shutil.rmtree(workdir, ignore_errors=True)

@@ -55,25 +55,42 @@ class RunLogWriter:
         async with self._lock:
             if not self._buffer:
                 return
-            data, self._buffer, self._buffered = "".join(self._buffer), [], 0
-            self._seq += 1
             async with self.db.write() as conn:
-                await conn.execute(
-                    run_log_chunks.insert().values(
-                        run_id=self.run_id,
-                        seq=self._seq,
-                        offset=self._offset,
-                        data=data,
-                        created_at=utcnow(),
-                    )
-                )
-            self._offset += len(data)
+                await self._write_chunk(conn)
 
-    async def close(self) -> None:
+    async def _write_chunk(self, conn: AsyncConnection) -> None:
+        data, self._buffer, self._buffered = "".join(self._buffer), [], 0
+        self._seq += 1
+        await conn.execute(
+            run_log_chunks.insert().values(
+                run_id=self.run_id,
+                seq=self._seq,
+                offset=self._offset,
+                data=data,
+                created_at=utcnow(),
+            )
+        )
+        self._offset += len(data)
+
+    async def stop(self) -> None:
+        """Stop the periodic flush. Call it before opening the transaction handed to `close`:
+        a flush waiting for SQLite's write lock inside that transaction would deadlock it."""
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await self.flush()
+            self._ticker = None
+
+    async def close(self, conn: AsyncConnection | None = None) -> None:
+        """Write what is left: in `conn`'s transaction when given (a run records its last
+        output with its result; `stop` first), else in its own."""
+        if conn is None:
+            await self.stop()
+            await self.flush()
+            return
+        assert self._ticker is None, "stop() the writer before closing it in a transaction"
+        async with self._lock:
+            if self._buffer:
+                await self._write_chunk(conn)
 
     async def _tick(self) -> None:
         while True:
