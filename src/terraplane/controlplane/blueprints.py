@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane import modules
@@ -20,6 +19,7 @@ from terraplane.domain.variables import VariableSpec
 from terraplane.engine.archives import unpack
 from terraplane.store.tables import blueprint_versions, blueprints
 from terraplane.store.types import utcnow
+from terraplane.store.upsert import insert_returning
 
 VERSION_COLUMNS = [c for c in blueprint_versions.c if c.name != "archive"]
 
@@ -67,22 +67,13 @@ async def create_blueprint(
     conn: AsyncConnection, name: str, description: str | None, who: str
 ) -> dict[str, Any]:
     validate_name("blueprint", name)
-    try:
-        async with conn.begin_nested():
-            row = (
-                await conn.execute(
-                    blueprints.insert()
-                    .values(
-                        name=name,
-                        description=description,
-                        created_by=who,
-                        created_at=utcnow(),
-                    )
-                    .returning(blueprints)
-                )
-            ).one()
-    except IntegrityError as exc:
-        raise Conflict(f"blueprint {name!r} already exists") from exc
+    row = await insert_returning(
+        conn,
+        blueprints,
+        {"name": name, "description": description, "created_by": who, "created_at": utcnow()},
+    )
+    if row is None:
+        raise Conflict(f"blueprint {name!r} already exists")
     return blueprint_json(row, [])
 
 
@@ -161,17 +152,11 @@ async def add_version(
         "created_by": who,
         "created_at": utcnow(),
     }
-    try:
-        async with conn.begin_nested():
-            row = (
-                await conn.execute(
-                    blueprint_versions.insert().values(values).returning(blueprint_versions)
-                )
-            ).one()
-    except IntegrityError as exc:
+    row = await insert_returning(conn, blueprint_versions, values)
+    if row is None:
         raise Conflict(
             f"blueprint {blueprint!r} already has version {meta.version}; versions are immutable"
-        ) from exc
+        )
     return version_json(row)
 
 

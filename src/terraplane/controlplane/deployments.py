@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.blueprints import get_version
@@ -55,7 +54,7 @@ from terraplane.store.tables import (
     states,
 )
 from terraplane.store.types import utcnow
-from terraplane.store.upsert import insert_or_ignore
+from terraplane.store.upsert import insert_or_ignore, insert_returning
 
 log = get_logger(__name__)
 
@@ -80,34 +79,28 @@ class Deployments:
         )
         workspace = workspace_name(req.tenant, req.environment, req.blueprint)
         now = utcnow()
-        try:
-            async with conn.begin_nested():
-                dep = (
-                    await conn.execute(
-                        deployments.insert()
-                        .values(
-                            tenant=req.tenant,
-                            environment=req.environment,
-                            blueprint=req.blueprint,
-                            tier=req.tier,
-                            status=DeploymentStatus.PENDING.value,
-                            version=target.version,
-                            variables=seal_json(
-                                self.keyring, target.variables, variables_ad(workspace)
-                            ),
-                            workspace=workspace,
-                            created_by=who.name,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                        .returning(deployments)
-                    )
-                ).one()
-        except IntegrityError as exc:
+        dep = await insert_returning(
+            conn,
+            deployments,
+            {
+                "tenant": req.tenant,
+                "environment": req.environment,
+                "blueprint": req.blueprint,
+                "tier": req.tier,
+                "status": DeploymentStatus.PENDING.value,
+                "version": target.version,
+                "variables": seal_json(self.keyring, target.variables, variables_ad(workspace)),
+                "workspace": workspace,
+                "created_by": who.name,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        if dep is None:
             raise Conflict(
                 f"tenant {req.tenant!r} already has a {req.blueprint!r} deployment "
                 f"in {req.environment!r}"
-            ) from exc
+            )
         op_id = await self._start(conn, dep, OperationKind.CREATE, target, who, override)
         return await self.describe(conn, dep.id), op_id
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.blueprints import get_blueprint
@@ -38,6 +37,7 @@ from terraplane.queue.worker import JobContext
 from terraplane.store.database import Database
 from terraplane.store.tables import deployments, drift_schedules
 from terraplane.store.types import utcnow
+from terraplane.store.upsert import insert_returning
 
 log = get_logger(__name__)
 
@@ -104,28 +104,24 @@ class DriftScheduler:
                 f"environment {req.environment!r} is not one of {', '.join(self.chain)}"
             )
         now = utcnow()
-        try:
-            async with conn.begin_nested():
-                row = (
-                    await conn.execute(
-                        drift_schedules.insert()
-                        .values(
-                            name=req.name,
-                            cron=cron,
-                            blueprint=req.blueprint,
-                            environment=req.environment,
-                            window_seconds=req.window_seconds,
-                            reconcile=req.reconcile,
-                            refresh_only=req.refresh_only,
-                            enabled=req.enabled,
-                            created_by=who.name,
-                            created_at=now,
-                        )
-                        .returning(drift_schedules)
-                    )
-                ).one()
-        except IntegrityError as exc:
-            raise Conflict(f"a drift schedule named {req.name!r} already exists") from exc
+        row = await insert_returning(
+            conn,
+            drift_schedules,
+            {
+                "name": req.name,
+                "cron": cron,
+                "blueprint": req.blueprint,
+                "environment": req.environment,
+                "window_seconds": req.window_seconds,
+                "reconcile": req.reconcile,
+                "refresh_only": req.refresh_only,
+                "enabled": req.enabled,
+                "created_by": who.name,
+                "created_at": now,
+            },
+        )
+        if row is None:
+            raise Conflict(f"a drift schedule named {req.name!r} already exists")
         return await self._plan_next(conn, row, now)
 
     async def update(self, conn: AsyncConnection, name: str, req: ScheduleUpdate) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.blueprints import get_version
@@ -37,6 +36,7 @@ from terraplane.queue.worker import JobContext
 from terraplane.store.database import Database
 from terraplane.store.tables import deployments, rollout_targets, rollouts, tenants
 from terraplane.store.types import utcnow
+from terraplane.store.upsert import insert_returning
 
 ADVANCE_JOB_KIND = "rollout.advance"
 
@@ -100,23 +100,23 @@ class Rollouts:
         ).scalar_one()
         sizes = plan_waves(len(selected), req.waves)
         position = 0
-        try:
-            async with conn.begin_nested():
-                for wave, size in enumerate(sizes):
-                    for dep in selected[position : position + size]:
-                        await conn.execute(
-                            rollout_targets.insert().values(
-                                rollout_id=rollout_id,
-                                deployment_id=dep.id,
-                                wave=wave,
-                                position=position,
-                                status=TargetStatus.PENDING.value,
-                                active=True,
-                            )
-                        )
-                        position += 1
-        except IntegrityError as exc:
-            raise Conflict("a selected deployment is already in another active rollout") from exc
+        for wave, size in enumerate(sizes):
+            for dep in selected[position : position + size]:
+                added = await insert_returning(
+                    conn,
+                    rollout_targets,
+                    {
+                        "rollout_id": rollout_id,
+                        "deployment_id": dep.id,
+                        "wave": wave,
+                        "position": position,
+                        "status": TargetStatus.PENDING.value,
+                        "active": True,
+                    },
+                )
+                if added is None:  # the caller's transaction rolls the rollout back
+                    raise Conflict(f"deployment {dep.id} is already in another active rollout")
+                position += 1
         await self._kick(conn, rollout_id)
         return await self.describe(conn, rollout_id)
 

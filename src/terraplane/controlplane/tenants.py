@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.blueprints import validate_name
 from terraplane.domain.errors import Conflict, NotFound, Unprocessable
-from terraplane.store.tables import tenants
+from terraplane.store.tables import deployments, tenants
 from terraplane.store.types import utcnow
+from terraplane.store.upsert import insert_returning
 
 MAX_LABELS = 64
 
@@ -41,22 +41,13 @@ def tenant_json(row: Any) -> dict[str, Any]:
 async def create_tenant(conn: AsyncConnection, name: str, labels: dict[str, Any]) -> dict[str, Any]:
     validate_name("tenant", name)
     now = utcnow()
-    try:
-        async with conn.begin_nested():
-            row = (
-                await conn.execute(
-                    tenants.insert()
-                    .values(
-                        name=name,
-                        labels=validate_labels(labels),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(tenants)
-                )
-            ).one()
-    except IntegrityError as exc:
-        raise Conflict(f"tenant {name!r} already exists") from exc
+    row = await insert_returning(
+        conn,
+        tenants,
+        {"name": name, "labels": validate_labels(labels), "created_at": now, "updated_at": now},
+    )
+    if row is None:
+        raise Conflict(f"tenant {name!r} already exists")
     return tenant_json(row)
 
 
@@ -91,8 +82,9 @@ async def set_labels(conn: AsyncConnection, name: str, labels: dict[str, Any]) -
 
 async def delete_tenant(conn: AsyncConnection, name: str) -> None:
     await get_tenant(conn, name)
-    try:
-        async with conn.begin_nested():
-            await conn.execute(delete(tenants).where(tenants.c.name == name))
-    except IntegrityError as exc:  # a deployment refers to it
-        raise Conflict(f"tenant {name!r} still has deployments; destroy them first") from exc
+    used = (
+        await conn.execute(select(deployments.c.id).where(deployments.c.tenant == name).limit(1))
+    ).first()
+    if used is not None:
+        raise Conflict(f"tenant {name!r} still has deployments; destroy them first")
+    await conn.execute(delete(tenants).where(tenants.c.name == name))

@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from terraplane.domain.roles import Role
 from terraplane.store.tables import api_tokens
 from terraplane.store.types import utcnow
+from terraplane.store.upsert import insert_returning
 
 TOKEN_PREFIX = "tp_"  # noqa: S105 - a prefix, not a secret
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,127}$")
@@ -121,13 +121,9 @@ async def create_token(
         "created_at": now,
         "expires_at": now + ttl if ttl else None,
     }
-    try:
-        async with conn.begin_nested():
-            row = (
-                await conn.execute(insert(api_tokens).values(values).returning(api_tokens))
-            ).one()
-    except IntegrityError as exc:
-        raise Conflict(f"a token named {name!r} already exists") from exc
+    row = await insert_returning(conn, api_tokens, values)
+    if row is None:
+        raise Conflict(f"a token named {name!r} already exists")
     return secret, _record(row)
 
 
