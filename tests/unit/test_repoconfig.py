@@ -102,6 +102,8 @@ def test_a_full_config_is_typed() -> None:
         ("- just\n- a list\n", 1, "must be a mapping"),
         ("apply_requirements: [approved, blessed]\n", 1, "apply_requirements.1"),
         ("dirs:\n  - name: a\n", 2, "dirs.0.dir: Field required"),
+        ("version: 1\nworkflows: [a, b]\n", 2, "workflows: Input should be a valid dictionary"),
+        ("hooks: 3\n", 1, "hooks: Input should be"),
     ],
 )
 def test_errors_name_file_line_and_problem(text: str, line: int, problem: str) -> None:
@@ -182,6 +184,7 @@ def test_atlantis_v3_is_honoured() -> None:
         ("version: 3\nprojects:\n  - dir: x\n    colour: red\n", 4, "colour: unknown setting"),
         ("version: 3\nprojects:\n  - dir: x\n    workflow: gone\n", 4, "workflow 'gone'"),
         ("version: 3\nprojects:\n  - dir: ../x\n", 3, "leaves the repository"),
+        ("version: 3\nworkflows: [x]\n", 2, "workflows must be a mapping"),
     ],
 )
 def test_atlantis_errors_name_the_line(text: str, line: int, problem: str) -> None:

@@ -182,7 +182,10 @@ def _check_depends_on(dirspaces: list[Dirspace], file: str) -> None:
                 raise ConfigError(
                     file, None, f"{d.label} depends on {target!r}, which is no dirspace here"
                 )
-    layers(dirspaces)  # raises on a cycle
+    try:
+        layers(dirspaces)
+    except ValueError as exc:
+        raise ConfigError(file, None, str(exc)) from exc
 
 
 def _targets(d: Dirspace, dirspaces: list[Dirspace]) -> list[Dirspace]:
@@ -195,7 +198,8 @@ def _targets(d: Dirspace, dirspaces: list[Dirspace]) -> list[Dirspace]:
 
 def layers(dirspaces: list[Dirspace]) -> list[list[Dirspace]]:
     """`depends_on` as ordered layers: each layer depends only on earlier ones. Dependencies
-    on dirspaces outside `dirspaces` are ignored (they are not part of this command)."""
+    on dirspaces outside `dirspaces` are ignored (they are not part of this command). A cycle
+    is a ValueError."""
     remaining = list(dirspaces)
     done: set[str] = set()
     result: list[list[Dirspace]] = []
@@ -203,7 +207,7 @@ def layers(dirspaces: list[Dirspace]) -> list[list[Dirspace]]:
         ready = [d for d in remaining if all(o.key in done for o in _targets(d, dirspaces))]
         if not ready:
             names = ", ".join(sorted(d.label for d in remaining))
-            raise ConfigError("depends_on", None, f"depends_on has a cycle among {names}")
+            raise ValueError(f"depends_on has a cycle among {names}")
         result.append(ready)
         done |= {d.key for d in ready}
         remaining = [d for d in remaining if d.key not in done]

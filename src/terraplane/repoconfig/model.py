@@ -205,13 +205,13 @@ def _parse_steps(
     """Steps parsed where their line is known: `workflows.W.plan|apply.steps` and
     `hooks.H.steps`."""
     stages: list[tuple[tuple[str | int, ...], Any]] = []
-    for name, workflow in (data.get("workflows") or {}).items():
+    workflows = data.get("workflows")
+    for name, workflow in workflows.items() if isinstance(workflows, dict) else ():
         for stage in ("plan", "apply"):
             if isinstance(workflow, dict) and isinstance(workflow.get(stage), dict):
                 stages.append((("workflows", name, stage), workflow[stage]))
-    for name, hook in (
-        (data.get("hooks") or {}).items() if isinstance(data.get("hooks"), dict) else ()
-    ):
+    hooks = data.get("hooks")
+    for name, hook in hooks.items() if isinstance(hooks, dict) else ():
         if isinstance(hook, dict):
             stages.append((("hooks", name), hook))
     for path, stage in stages:
@@ -358,8 +358,15 @@ def parse_atlantis(text: str, file: str = "atlantis.yaml") -> RepoConfig:
         ]
         entry["depends_on"] = list(dict.fromkeys([*entry["depends_on"], *earlier]))
     workflows: dict[str, Any] = {}
-    for name, workflow in (data.get("workflows") or {}).items():
-        workflows[name] = {k: v for k, v in (workflow or {}).items() if k in ("plan", "apply")}
+    raw_workflows = data.get("workflows") or {}
+    if not isinstance(raw_workflows, dict):
+        raise ConfigError(file, line_of(lines, ("workflows",)), "workflows must be a mapping")
+    for name, workflow in raw_workflows.items():
+        if not isinstance(workflow, dict):
+            raise ConfigError(
+                file, line_of(lines, ("workflows", name)), f"workflows.{name} must be a mapping"
+            )
+        workflows[name] = {k: v for k, v in workflow.items() if k in ("plan", "apply")}
     parallel = 4 if data.get("parallel_plan") else 1
     converted = {
         "dirs": dirs,
