@@ -81,6 +81,11 @@ def test_rollout_survives_a_killed_server(
                 lock = client.get(f"/api/v1/state/{dep['workspace']}/lock").json()
                 assert lock["locked"] is False
             # The killed attempts' provider plugins were stopped when the runs resumed.
+            # (A provider of a run that just finished may take a moment to exit; an orphan
+            # of a killed attempt would not: its `sleep 60` outlives this wait.)
+            deadline = time.monotonic() + 10
+            while _processes_working_in(tmp_path / "a" / "runs") and time.monotonic() < deadline:
+                time.sleep(0.2)
             assert _processes_working_in(tmp_path / "a" / "runs") == []
             attempts = [
                 run["started_at"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -28,6 +29,7 @@ class RunLogWriter:
         self._offset = 0
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def open(self, conn: AsyncConnection) -> None:
         """Continue after what is already stored (a run resumed by another worker)."""
@@ -73,10 +75,11 @@ class RunLogWriter:
         self._offset += len(data)
 
     async def stop(self) -> None:
-        """Stop the periodic flush. Call it before opening the transaction handed to `close`:
-        a flush waiting for SQLite's write lock inside that transaction would deadlock it."""
+        """Stop the periodic flush, letting one in progress finish (cancelling it could lose
+        the chunk it holds). Call it before opening the transaction handed to `close`: a flush
+        waiting for SQLite's write lock inside that transaction would deadlock it."""
         if self._ticker is not None:
-            self._ticker.cancel()
+            self._stopping.set()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
 
@@ -94,7 +97,10 @@ class RunLogWriter:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), FLUSH_SECONDS)
+            if self._stopping.is_set():
+                return
             await self.flush()
 
 
