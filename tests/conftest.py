@@ -13,6 +13,7 @@ from terraplane.store.database import Database
 from terraplane.store.migrate import upgrade
 from tests.support.controlplane import make_fleet
 from tests.support.databases import SKIPPED_POSTGRES, database_url_for
+from tests.support.github import GitHubStandIn
 from tests.support.server import ServerProcess, make_token
 from tests.support.terraform import build_provider_mirror
 
@@ -33,6 +34,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubStandIn]:
+    """The local GitHub stand-in, on a free port for one test."""
+    standin = GitHubStandIn().start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
 
 
 @pytest.fixture(scope="session")

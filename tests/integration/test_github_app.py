@@ -5,7 +5,7 @@ primary and secondary rate limits waited out as GitHub documents."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -13,15 +13,6 @@ import pytest
 from terraplane.domain.errors import InvalidInput
 from terraplane.github.app import GitHubApp, GitHubError
 from tests.support.github import GitHubStandIn
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubStandIn]:
-    standin = GitHubStandIn().start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
 
 
 class Clock:

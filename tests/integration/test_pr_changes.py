@@ -4,7 +4,7 @@ the stand-in), and git's diff beyond the API's 3,000-file cap."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +15,6 @@ from terraplane.pr.changes import changed_files
 from tests.support.github import GitHubStandIn
 
 IDENTITY = ["-c", "user.name=dev", "-c", "user.email=dev@example.com"]
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubStandIn]:
-    standin = GitHubStandIn().start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
 
 
 @pytest.fixture

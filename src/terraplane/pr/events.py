@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.queue.worker import JobContext
@@ -24,6 +24,11 @@ from terraplane.store.upsert import insert_or_ignore
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push"})
 
 
+async def _upsert(conn: AsyncConnection, table: Table, row_id: int, values: dict[str, Any]) -> None:
+    if not await insert_or_ignore(conn, table, {"id": row_id, **values}):
+        await conn.execute(update(table).where(table.c.id == row_id).values(**values))
+
+
 async def _upsert_installation(conn: AsyncConnection, installation: dict[str, Any]) -> int:
     account = installation.get("account") or {}
     values = {
@@ -32,12 +37,7 @@ async def _upsert_installation(conn: AsyncConnection, installation: dict[str, An
         "updated_at": utcnow(),
     }
     installation_id = int(installation["id"])
-    if not await insert_or_ignore(conn, github_installations, {"id": installation_id, **values}):
-        await conn.execute(
-            update(github_installations)
-            .where(github_installations.c.id == installation_id)
-            .values(**values)
-        )
+    await _upsert(conn, github_installations, installation_id, values)
     return installation_id
 
 
@@ -50,12 +50,7 @@ async def _add_repositories(
             "installation_id": installation_id,
             "updated_at": utcnow(),
         }
-        if not await insert_or_ignore(conn, github_repositories, {"id": int(repo["id"]), **values}):
-            await conn.execute(
-                update(github_repositories)
-                .where(github_repositories.c.id == int(repo["id"]))
-                .values(**values)
-            )
+        await _upsert(conn, github_repositories, int(repo["id"]), values)
 
 
 async def _remove_repositories(conn: AsyncConnection, repos: list[dict[str, Any]]) -> None:
