@@ -37,9 +37,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def github() -> Iterator[GitHubStandIn]:
+def github(tmp_path: Path) -> Iterator[GitHubStandIn]:
     """The local GitHub stand-in, on a free port for one test."""
-    standin = GitHubStandIn().start()
+    standin = GitHubStandIn(root=tmp_path / "github").start()
     try:
         yield standin
     finally:
@@ -57,10 +57,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: the server runs in another process, and its log is the only record of why."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    server = getattr(item, "funcargs", {}).get("live_server")
-    if report.failed and isinstance(server, LiveServer):
-        tail = "\n".join(server.process.logs().splitlines()[-150:])
-        report.sections.append(("server log (last 150 lines)", tail))
+    if not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        server = getattr(value, "server", value)
+        if isinstance(server, LiveServer):
+            tail = "\n".join(server.process.logs().splitlines()[-200:])
+            report.sections.append(("server log (last 200 lines)", tail))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -103,7 +106,7 @@ def live_server(
                 "TF_CLI_CONFIG_FILE": str(terraform_cli_config),
                 "TERRAPLANE_STATE_MAX_BYTES": str(8 * 1024 * 1024),
                 "TERRAPLANE_DRIFT_RETRY_SECONDS": "1",
-                "TERRAPLANE_GITHUB_WEBHOOK_SECRETS": "old-secret,new-secret",
+                "TERRAPLANE_GITHUB_WEBHOOK_SECRET": "old-secret,new-secret",
                 "TERRAPLANE_GITHUB_WEBHOOK_MAX_BYTES": str(256 * 1024),
             },
         ).start()

@@ -10,7 +10,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TERRAFORM_MIRROR = "https://releases.hashicorp.com"
@@ -76,13 +76,28 @@ class Settings(BaseSettings):
         description="GitHub's REST API; https://HOST/api/v3 for GitHub Enterprise Server",
     )
     github_app_id: str = Field(default="", description="the GitHub App's id")
-    github_private_key: str = Field(default="", description="the App's private key (PEM)")
+    github_private_key: str = Field(
+        default="", description="the App's private key: PEM text, or the path of a PEM file"
+    )
     github_private_key_file: Path | None = Field(
         default=None, description="a file holding the App's private key, instead"
     )
-    github_webhook_secrets: str = Field(
+    github_webhook_secret: str = Field(
         default="",
+        # TERRAPLANE_GITHUB_WEBHOOK_SECRETS is read too (the name before 0.1 was settled).
+        validation_alias=AliasChoices(
+            "TERRAPLANE_GITHUB_WEBHOOK_SECRET", "TERRAPLANE_GITHUB_WEBHOOK_SECRETS"
+        ),
         description="webhook secrets, comma-separated: several during a rotation",
+    )
+    github_workers: int = Field(
+        default=4,
+        ge=1,
+        description="slots per process for GitHub work: reading repositories and config, "
+        "posting comments and statuses",
+    )
+    plan_retention_hours: float = Field(
+        default=168.0, gt=0, description="stored plans are deleted after this long"
     )
     github_webhook_max_bytes: int = Field(
         default=25 * 1024 * 1024, ge=1024, description="GitHub caps payloads at 25 MB"
@@ -104,15 +119,29 @@ class Settings(BaseSettings):
 
     @property
     def webhook_secrets(self) -> list[str]:
-        return [x.strip() for x in self.github_webhook_secrets.split(",") if x.strip()]
+        return [x.strip() for x in self.github_webhook_secret.split(",") if x.strip()]
 
     @property
     def github_private_key_pem(self) -> str:
-        if self.github_private_key:
+        """The PEM text: TERRAPLANE_GITHUB_PRIVATE_KEY holds it or names its file."""
+        key = self.github_private_key.strip()
+        if key and "-----BEGIN" not in key:
+            return Path(key).expanduser().read_text()
+        if key:
             return self.github_private_key
         if self.github_private_key_file is not None:
             return self.github_private_key_file.read_text()
         return ""
+
+    @property
+    def github_configured(self) -> bool:
+        return bool(
+            self.github_app_id and (self.github_private_key or self.github_private_key_file)
+        )
+
+    @property
+    def checkouts_dir(self) -> Path:
+        return self.data_dir / "checkouts"
 
     @property
     def environment_chain(self) -> list[str]:

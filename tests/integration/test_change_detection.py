@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from terraplane.repoconfig.dirspaces import expand, glob_match, layers
+from terraplane.domain.globs import glob_match
+from terraplane.repoconfig.dirspaces import expand, layers
 from terraplane.repoconfig.model import parse_terraplane
-from terraplane.repoconfig.modules import affected, module_dirs, module_graph
+from terraplane.repoconfig.modules import (
+    affected,
+    module_dirs,
+    module_graph,
+    read_terraform_files,
+)
 from terraplane.repoconfig.yamlpos import ConfigError
 
 TREE = {
@@ -46,7 +52,7 @@ def test_globs() -> None:
 
 
 def test_without_config_every_root_module_is_a_dirspace(checkout: Path) -> None:
-    graph = module_graph(checkout, TREE)
+    graph = module_graph(read_terraform_files(checkout, TREE))
     assert graph["stacks/web"] == {"modules/app"} and graph["modules/app"] == {"modules/vpc"}
     assert graph["stacks/api"] == {"modules/vpc"}  # JSON syntax too
     assert "network" not in graph  # a source leaving the repository is ignored
@@ -60,7 +66,7 @@ def test_without_config_every_root_module_is_a_dirspace(checkout: Path) -> None:
 
 
 def test_module_changes_reach_their_users_transitively(checkout: Path) -> None:
-    graph = module_graph(checkout, TREE)
+    graph = module_graph(read_terraform_files(checkout, TREE))
     dirspaces = expand(parse_terraplane(""), TREE, module_dirs(graph))
     assert keys(affected(dirspaces, ["modules/vpc/main.tf"], graph)) == [
         "stacks/api:default",
@@ -87,7 +93,7 @@ dirs:
 
 def test_configured_dirs_workspaces_and_patterns(checkout: Path) -> None:
     config = parse_terraplane(CONFIG)
-    graph = module_graph(checkout, TREE)
+    graph = module_graph(read_terraform_files(checkout, TREE))
     dirspaces = expand(config, TREE)
     assert keys(dirspaces) == [
         "modules/app:default",

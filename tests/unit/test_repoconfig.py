@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from terraplane.domain.pullrequests import Requirement
+from terraplane.domain.runs import WorkflowStep as Step
 from terraplane.repoconfig.model import (
     LockPolicy,
-    Requirement,
-    Step,
     parse_atlantis,
     parse_repo_config,
     parse_terraplane,

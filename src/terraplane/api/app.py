@@ -20,6 +20,7 @@ from terraplane.api.routes import (
     github,
     health,
     metrics,
+    pulls,
     rollouts,
     runs,
     state,
@@ -30,12 +31,21 @@ from terraplane.controlplane.deployments import OPERATION_FINISHED_JOB_KIND, Dep
 from terraplane.controlplane.drift import CHECK_JOB_KIND, FIRE_JOB_KIND, DriftScheduler
 from terraplane.controlplane.rollouts import ADVANCE_JOB_KIND, Rollouts
 from terraplane.engine.binaries import EngineBinaries
+from terraplane.engine.checkouts import Checkouts
+from terraplane.github.app import GitHubApp
 from terraplane.governance.tokens import PrincipalCache
+from terraplane.pr.closing import REQUEST_JOB_KIND
+from terraplane.pr.commands import ADVANCE_JOB_KIND as PR_ADVANCE_JOB_KIND
+from terraplane.pr.commands import FEEDBACK_JOB_KIND
+from terraplane.pr.driver import CommandDriver
 from terraplane.pr.events import DeliveryProcessor
+from terraplane.pr.feedback import Feedback
 from terraplane.pr.intake import DELIVERY_JOB_KIND
-from terraplane.queue.worker import Handler, Worker
+from terraplane.pr.requests import RequestProcessor
+from terraplane.queue.worker import Handler, Worker, fan_out
 from terraplane.runs.executor import RunExecutor
 from terraplane.runs.service import RUN_FINISHED_JOB_KIND, RUN_JOB_KIND
+from terraplane.runs.sources import RunSources
 from terraplane.settings import Settings
 from terraplane.statebackend.service import StateBackend
 from terraplane.store.database import Database
@@ -53,6 +63,11 @@ def build_context(settings: Settings) -> AppContext:
         },
     )
     deployments = Deployments(db, keyring, settings.environment_chain)
+    github = (
+        GitHubApp(settings.github_app_id, settings.github_private_key_pem, settings.github_api_url)
+        if settings.github_configured
+        else None
+    )
     return AppContext(
         settings=settings,
         db=db,
@@ -68,26 +83,42 @@ def build_context(settings: Settings) -> AppContext:
             settings.environment_chain,
             timedelta(seconds=settings.drift_retry_seconds),
         ),
+        github=github,
+        checkouts=Checkouts(settings.checkouts_dir),
     )
 
 
 def build_worker(ctx: AppContext) -> Worker:
     s = ctx.settings
-    executor = RunExecutor(settings=s, db=ctx.db, keyring=ctx.keyring, binaries=ctx.binaries)
+    sources = RunSources(ctx.db, s.runs_dir, s.data_dir / "modules", ctx.checkouts, ctx.github)
+    executor = RunExecutor(
+        settings=s, db=ctx.db, keyring=ctx.keyring, binaries=ctx.binaries, sources=sources
+    )
+    driver = CommandDriver(ctx.db)
     handlers: dict[str, Handler] = {
         RUN_JOB_KIND: executor,
-        RUN_FINISHED_JOB_KIND: ctx.deployments.on_run_finished,
+        RUN_FINISHED_JOB_KIND: fan_out(ctx.deployments.on_run_finished, driver.on_run_finished),
         OPERATION_FINISHED_JOB_KIND: ctx.rollouts.on_operation_finished,
         ADVANCE_JOB_KIND: ctx.rollouts.on_advance,
         FIRE_JOB_KIND: ctx.drift.on_fire,
         CHECK_JOB_KIND: ctx.drift.on_check,
         DELIVERY_JOB_KIND: DeliveryProcessor(ctx.db),
+        PR_ADVANCE_JOB_KIND: driver.on_advance,
+        REQUEST_JOB_KIND: RequestProcessor(ctx.db, ctx.checkouts, ctx.github),
+        FEEDBACK_JOB_KIND: Feedback(ctx.db, ctx.github, s.base_url),
     }
-    events = sorted(kind for kind in handlers if kind != RUN_JOB_KIND)
+    # GitHub and git work (API calls, fetches) gets its own lane: a slow GitHub must not hold
+    # up the bookkeeping of runs, nor a long queue of runs hold up comments.
+    github = [REQUEST_JOB_KIND, FEEDBACK_JOB_KIND]
+    events = sorted(kind for kind in handlers if kind != RUN_JOB_KIND and kind not in github)
     return Worker(
         ctx.db,
         handlers,
-        lanes=[("runs", [RUN_JOB_KIND], s.workers), ("events", events, s.event_workers)],
+        lanes=[
+            ("runs", [RUN_JOB_KIND], s.workers),
+            ("events", events, s.event_workers),
+            ("github", github, s.github_workers),
+        ],
         lease_seconds=s.job_lease_seconds,
         poll_seconds=s.job_poll_seconds,
     )
@@ -106,6 +137,8 @@ def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
         finally:
             if ctx.worker is not None:
                 await ctx.worker.stop(settings.shutdown_grace_seconds)
+            if ctx.github is not None:
+                await ctx.github.close()
             await ctx.db.dispose()
 
     app = FastAPI(
@@ -129,6 +162,7 @@ def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
         rollouts,
         drift,
         github,
+        pulls,
     ):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware)

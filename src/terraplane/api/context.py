@@ -10,6 +10,8 @@ from terraplane.controlplane.deployments import Deployments
 from terraplane.controlplane.drift import DriftScheduler
 from terraplane.controlplane.rollouts import Rollouts
 from terraplane.engine.binaries import EngineBinaries
+from terraplane.engine.checkouts import Checkouts
+from terraplane.github.app import GitHubApp
 from terraplane.governance.tokens import PrincipalCache
 from terraplane.queue.worker import Worker
 from terraplane.settings import Settings
@@ -28,6 +30,8 @@ class AppContext:
     deployments: Deployments
     rollouts: Rollouts
     drift: DriftScheduler
+    checkouts: Checkouts
+    github: GitHubApp | None = None
     worker: Worker | None = None
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
 

@@ -45,3 +45,35 @@ def summarize_plan(plan: dict[str, Any]) -> PlanSummary:
         if (change.get("actions") or ["no-op"]) != ["no-op"]:
             summary.outputs_changed += 1
     return summary
+
+
+# Where the part of `terraform plan` output worth showing begins (the first one found), across
+# Terraform 1.0 to 1.11 and OpenTofu.
+_PLAN_START_MARKERS = (
+    "Terraform will perform the following actions:",
+    "OpenTofu will perform the following actions:",
+    "Note: Objects have changed outside of",
+    "Changes to Outputs:",
+    "No changes.",
+)
+_PLAN_NOISE = (
+    "Saved the plan to:",
+    "To perform exactly these actions, run the following command to apply:",
+    "terraform apply ",
+    "tofu apply ",
+    "─────",
+)
+MAX_PLAN_TEXT = 1_000_000
+
+
+def plan_text(output: str) -> str:
+    """The readable part of a `terraform plan` output: from the first action listing (or "No
+    changes.") to the end, without the refresh lines before it and the how-to-apply hints
+    after it. Output without a known marker (an error) is kept whole."""
+    lines = output.splitlines()
+    start = next(
+        (i for i, line in enumerate(lines) if line.strip().startswith(_PLAN_START_MARKERS)), 0
+    )
+    kept = [line for line in lines[start:] if not line.strip().startswith(_PLAN_NOISE)]
+    text = "\n".join(kept).strip("\n")
+    return text[:MAX_PLAN_TEXT]

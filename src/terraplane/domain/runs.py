@@ -6,7 +6,7 @@ import enum
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from terraplane.domain.transitions import check_transition
 
@@ -50,6 +50,19 @@ def transition_run(current: RunStatus, target: RunStatus) -> RunStatus:
     return check_transition(RUN_TRANSITIONS, current, target)
 
 
+class WorkflowStep(BaseModel):
+    """One step of a workflow: `init`, `plan`, `apply` (with extra arguments), `run` (an
+    argument list, never handed to a shell) or `env` (a variable for the steps after it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["init", "plan", "apply", "run", "env"]
+    extra_args: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+    name: str | None = None
+    value: str | None = None
+
+
 class DirectorySource(BaseModel):
     """A module directory on the worker's disk (checkouts and unpacked blueprint archives)."""
 
@@ -65,10 +78,25 @@ class BlueprintSource(BaseModel):
     version: str
 
 
+class GitSource(BaseModel):
+    """A directory of a repository commit: the worker fetches the commits into its mirror of
+    the repository and makes a worktree, `head` merged into `base` when a base is given."""
+
+    type: Literal["git"] = "git"
+    repository: str
+    clone_url: str
+    # The GitHub App installation whose token may fetch it (None: no credentials).
+    installation_id: int | None = None
+    head: str
+    base: str | None = None
+    refspecs: tuple[str, ...] = ()
+    dir: str = "."
+
+
 class RunSpec(BaseModel):
     """Everything a worker needs to execute a run; stored with the run."""
 
-    source: DirectorySource | BlueprintSource = Field(discriminator="type")
+    source: DirectorySource | BlueprintSource | GitSource = Field(discriminator="type")
     engine: str = "terraform"
     version: str | None = None
     env: dict[str, str] = {}
@@ -84,6 +112,18 @@ class RunSpec(BaseModel):
     # check has no use for it.
     keep_plan: bool = True
     timeout_seconds: float | None = None
+    # The Terraform workspace, selected (or created) after init when the module keeps its
+    # state in its own backend; Terraplane's backend keeps one state per workspace instead.
+    terraform_workspace: str = "default"
+    # "always": Terraplane's backend holds `state`; "auto": only when the module declares no
+    # backend of its own (pull-request dirspaces).
+    state_mode: Literal["always", "auto"] = "always"
+    # The workflow; None: init, plan (and apply, for writing runs).
+    steps: tuple[WorkflowStep, ...] | None = None
+    # An apply of the plan a plan run stored (pull requests): no new plan is made.
+    plan_from_run: int | None = None
+    # Arguments from the command (`terraplane plan -- -target=x`) for the plan/apply steps.
+    extra_args: tuple[str, ...] = ()
 
     def secret_values(self) -> list[str]:
         """String forms of the sensitive variables, for redaction."""

@@ -102,9 +102,16 @@ class Checkouts:
         return True
 
     async def ensure(
-        self, clone_url: str, shas: Sequence[str], refspecs: Sequence[str], token: str | None
+        self,
+        clone_url: str,
+        shas: Sequence[str],
+        refspecs: Sequence[str],
+        token: str | None,
+        *,
+        refresh: bool = False,
     ) -> Path:
-        """The mirror of `clone_url`, holding every commit in `shas` (fetched when missing)."""
+        """The mirror of `clone_url`, holding every commit in `shas` (fetched when missing, or
+        always with `refresh`, to bring branches up to date)."""
         mirror = self.mirror_path(clone_url)
         async with file_lock(mirror.with_suffix(".lock")):
             if not (mirror / "HEAD").exists():
@@ -112,7 +119,7 @@ class Checkouts:
                 mirror.parent.mkdir(parents=True, exist_ok=True)
                 await git("init", "--bare", "--quiet", str(mirror))
                 await git("remote", "add", "origin", clone_url, cwd=mirror)
-            if await self._has_commits(mirror, shas):
+            if not refresh and await self._has_commits(mirror, shas):
                 return mirror
             await git(
                 "fetch",
@@ -136,11 +143,15 @@ class Checkouts:
                     ) from exc
         return mirror
 
-    async def worktree(self, mirror: Path, head: str, base: str | None = None) -> Path:
-        """A fresh worktree of `head`, merged into `base` when given."""
-        path = self.root / "worktrees" / uuid.uuid4().hex
+    async def worktree(
+        self, mirror: Path, head: str, base: str | None = None, path: Path | None = None
+    ) -> Path:
+        """A fresh worktree of `head` (at `path`, or a new directory), merged into `base` when
+        given. Worktrees removed without git (a run directory deleted) are pruned here."""
+        path = path or self.root / "worktrees" / uuid.uuid4().hex
         path.parent.mkdir(parents=True, exist_ok=True)
         async with file_lock(mirror.with_suffix(".lock")):
+            await git("worktree", "prune", cwd=mirror)
             await git("worktree", "add", "--detach", "--quiet", str(path), base or head, cwd=mirror)
         if base is not None:
             try:
@@ -176,3 +187,42 @@ def inside(root: Path, relative: str) -> Path:
     if not target.is_relative_to(root.resolve()):
         raise CheckoutError(f"{relative!r} leaves the checkout")
     return target
+
+
+async def list_files(mirror: Path, commit: str) -> list[str]:
+    """Every file path in `commit`'s tree."""
+    out = await git("ls-tree", "-r", "--name-only", "-z", commit, cwd=mirror)
+    return [p for p in out.split("\0") if p]
+
+
+async def read_files(mirror: Path, commit: str, paths: Sequence[str]) -> dict[str, str]:
+    """The text of `paths` in `commit` (missing ones are left out), read by one
+    `git cat-file --batch` process however many there are."""
+    if not paths:
+        return {}
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        "cat-file",
+        "--batch",
+        cwd=mirror,
+        env=_git_env(None),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    request = "".join(f"{commit}:{p}\n" for p in paths).encode()
+    out, err = await asyncio.wait_for(proc.communicate(request), GIT_TIMEOUT_SECONDS)
+    if proc.returncode != 0:
+        raise CheckoutError(f"git cat-file failed: {err.decode(errors='replace').strip()}")
+    texts: dict[str, str] = {}
+    pos = 0
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[-1] == b"missing":
+            continue
+        size = int(header[2])
+        texts[path] = out[pos : pos + size].decode(errors="replace")
+        pos += size + 1
+    return texts

@@ -65,13 +65,23 @@ class TerraformCommands:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     on_start: Callable[[int], None] | None = None
 
-    async def run(self, *args: str, env: dict[str, str] | None = None) -> ProcessResult:
+    async def run(
+        self, *args: str, env: dict[str, str] | None = None, capture: list[str] | None = None
+    ) -> ProcessResult:
+        """Run a command; its output goes to the sink (and into `capture`, when given)."""
         await self.sink(f"$ {self.binary.name} {' '.join(args)}\n")
+        sink = self.sink
+        if capture is not None:
+
+            async def sink(text: str) -> None:
+                capture.append(text)
+                await self.sink(text)
+
         result = await run_process(
             [str(self.binary), *args],
             cwd=self.workdir,
             env=env if env is not None else self.env,
-            on_output=self.sink,
+            on_output=sink,
             timeout=self.timeout,
             cancel=self.cancel,
             grace=self.grace,
@@ -112,13 +122,18 @@ class TerraformCommands:
         return result
 
     async def plan(
-        self, plan_file: str, *, destroy: bool = False, extra_args: Sequence[str] = ()
+        self,
+        plan_file: str,
+        *,
+        destroy: bool = False,
+        extra_args: Sequence[str] = (),
+        capture: list[str] | None = None,
     ) -> ProcessResult:
         """Exit code 0: no changes; 2: changes; anything else: an error."""
         args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
         if destroy:
             args.append("-destroy")
-        return await self.run(*args, *extra_args)
+        return await self.run(*args, *extra_args, capture=capture)
 
     async def apply(self, plan_file: str, extra_args: Sequence[str] = ()) -> ProcessResult:
         return await self.run("apply", "-input=false", "-no-color", *extra_args, plan_file)

@@ -40,11 +40,17 @@ MAX_PAGES = 1000
 
 
 class GitHubError(Exception):
-    """GitHub answered with an error; `status` is its HTTP status."""
+    """GitHub answered with an error (`status` is its HTTP status), or did not answer at all
+    (status 503)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"GitHub answered {status}: {message}")
+    def __init__(self, status: int, message: str, *, answered: bool = True) -> None:
+        super().__init__(f"GitHub answered {status}: {message}" if answered else message)
         self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later: GitHub was down, overloaded or unreachable."""
+        return self.status >= 500 or self.status == 429
 
 
 def _b64url(data: bytes) -> str:
@@ -186,9 +192,15 @@ class GitHubApp:
         params: dict[str, Any] | None = None,
     ) -> httpx.Response:
         for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
-            response = await self.http.request(
-                method, path, headers={"Authorization": auth}, json=json_body, params=params
-            )
+            try:
+                response = await self.http.request(
+                    method, path, headers={"Authorization": auth}, json=json_body, params=params
+                )
+            except httpx.TransportError as exc:
+                # GitHub did not answer: like a 503, worth retrying later.
+                raise GitHubError(
+                    503, f"GitHub ({self.api_url}) did not answer: {exc!r}", answered=False
+                ) from exc
             if response.status_code < 400:
                 return response
             wait = rate_limit_wait(response, attempt, self._clock())

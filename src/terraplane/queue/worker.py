@@ -65,6 +65,19 @@ async def complete_in(conn: AsyncConnection, ctx: JobContext, result: dict[str, 
 Handler = Callable[[JobContext], Coroutine[Any, Any, dict[str, Any] | None]]
 
 
+def fan_out(*handlers: Handler) -> Handler:
+    """One job kind with several subscribers, called in turn. Each must be idempotent: a
+    retried job calls them all again."""
+
+    async def handle(ctx: JobContext) -> dict[str, Any] | None:
+        results: dict[str, Any] = {}
+        for handler in handlers:
+            results.update(await handler(ctx) or {})
+        return results or None
+
+    return handle
+
+
 class GroupCommit:
     """Records job completions of one worker in shared transactions.
 

@@ -8,47 +8,16 @@ with `!` excludes what earlier ones matched, as in `.gitignore`.
 
 from __future__ import annotations
 
-import functools
 import posixpath
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from terraplane.repoconfig.model import DEFAULT_WHEN_MODIFIED, RepoConfig, Requirement, Workflow
+from terraplane.domain.globs import glob_match, has_glob
+from terraplane.domain.pullrequests import Requirement
+from terraplane.repoconfig.model import DEFAULT_WHEN_MODIFIED, RepoConfig, Workflow
 from terraplane.repoconfig.yamlpos import ConfigError
 
 TERRAFORM_SUFFIXES = (".tf", ".tf.json")
-
-
-@functools.lru_cache(maxsize=4096)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    return _glob_regex(pattern).match(path) is not None
-
-
-def has_glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?")
 
 
 def terraform_dirs(files: Iterable[str]) -> set[str]:
@@ -83,16 +52,6 @@ class Dirspace:
     @property
     def label(self) -> str:
         return self.name or self.key
-
-    def modified_by(self, changed: str) -> bool:
-        """Whether a change to `changed` (repository-relative) touches this dirspace."""
-        matched = False
-        for pattern in self.when_modified:
-            negate = pattern.startswith("!")
-            full = posixpath.normpath(posixpath.join(self.dir, pattern.removeprefix("!")))
-            if glob_match(full, changed):
-                matched = not negate
-        return matched
 
 
 DEFAULT_WORKFLOW = Workflow()

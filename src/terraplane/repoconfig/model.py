@@ -15,18 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from terraplane.domain.pullrequests import Requirement
+from terraplane.domain.runs import WorkflowStep
 from terraplane.repoconfig.yamlpos import ConfigError, line_of, load
 
 TERRAPLANE_FILE = ".terraplane.yml"
+TERRAPLANE_FILES = (TERRAPLANE_FILE, ".terraplane.yaml")
 ATLANTIS_FILES = ("atlantis.yaml", "atlantis.yml")
 DEFAULT_WHEN_MODIFIED = ("**/*.tf", "**/*.tf.json", "**/*.tfvars", "**/.terraform.lock.hcl")
-
-
-class Requirement(enum.StrEnum):
-    APPROVED = "approved"
-    MERGEABLE = "mergeable"
-    UNDIVERGED = "undiverged"
-    STATUS_CHECKS = "status_checks"
 
 
 class LockPolicy(enum.StrEnum):
@@ -39,21 +35,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Step(Strict):
-    """One workflow step. `run` steps are argument lists, never handed to a shell."""
-
-    kind: Literal["init", "plan", "apply", "run", "env"]
-    extra_args: tuple[str, ...] = ()
-    argv: tuple[str, ...] = ()
-    name: str | None = None
-    value: str | None = None
-
-
-def parse_step(raw: Any) -> Step:
+def parse_step(raw: Any) -> WorkflowStep:
     if isinstance(raw, str):
         if raw not in ("init", "plan", "apply"):
             raise ValueError(f"unknown step {raw!r}: expected init, plan, apply, run or env")
-        return Step(kind=raw)  # type: ignore[arg-type]
+        return WorkflowStep(kind=raw)  # type: ignore[arg-type]
     if not isinstance(raw, dict) or len(raw) != 1:
         raise ValueError("a step is init, plan, apply, or a mapping with one key (run, env, ...)")
     kind, body = next(iter(raw.items()))
@@ -64,7 +50,7 @@ def parse_step(raw: Any) -> Step:
         args = body.get("extra_args") or []
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             raise ValueError(f"{kind}.extra_args must be a list of strings")
-        return Step(kind=kind, extra_args=tuple(args))
+        return WorkflowStep(kind=kind, extra_args=tuple(args))
     if kind == "run":
         if isinstance(body, str):
             try:
@@ -77,27 +63,27 @@ def parse_step(raw: Any) -> Step:
             raise ValueError("run must be a command line or a list of arguments")
         if not argv:
             raise ValueError("run needs a command")
-        return Step(kind="run", argv=tuple(argv))
+        return WorkflowStep(kind="run", argv=tuple(argv))
     if kind == "env":
         if not isinstance(body, dict) or set(body) != {"name", "value"}:
             raise ValueError("env needs exactly name and value")
-        return Step(kind="env", name=str(body["name"]), value=str(body["value"]))
+        return WorkflowStep(kind="env", name=str(body["name"]), value=str(body["value"]))
     raise ValueError(f"unknown step {kind!r}: expected init, plan, apply, run or env")
 
 
-DEFAULT_PLAN = (Step(kind="init"), Step(kind="plan"))
-DEFAULT_APPLY = (Step(kind="apply"),)
+DEFAULT_PLAN = (WorkflowStep(kind="init"), WorkflowStep(kind="plan"))
+DEFAULT_APPLY = (WorkflowStep(kind="apply"),)
 
 
 class Stage(Strict):
-    steps: tuple[Step, ...]
+    steps: tuple[WorkflowStep, ...]
 
     @field_validator("steps", mode="before")
     @classmethod
     def _steps(cls, value: Any) -> Any:
         if not isinstance(value, list | tuple):
             raise ValueError("steps must be a list")
-        return tuple(item if isinstance(item, Step) else parse_step(item) for item in value)
+        return tuple(item if isinstance(item, WorkflowStep) else parse_step(item) for item in value)
 
 
 class Workflow(Strict):
@@ -177,6 +163,9 @@ class RepoConfig(Strict):
     approvals: Approvals = Approvals()
     apply_on_merge: bool = False
     allow_extra_args: bool = False
+    # What a pull request's runs check out: the head merged into the base (what the merge will
+    # be) or the head alone.
+    checkout: Literal["merge", "head"] = "merge"
     dirs: tuple[DirConfig, ...] | None = None  # None: every directory with *.tf files
     workflows: dict[str, Workflow] = {}
     hooks: Hooks = Hooks()
@@ -385,8 +374,9 @@ def parse_atlantis(text: str, file: str = "atlantis.yaml") -> RepoConfig:
 def parse_repo_config(files: dict[str, str]) -> RepoConfig:
     """The config from the repository's root files (name -> text): .terraplane.yml first, then
     atlantis.yaml, else the default."""
-    if TERRAPLANE_FILE in files:
-        return parse_terraplane(files[TERRAPLANE_FILE])
+    for name in TERRAPLANE_FILES:
+        if name in files:
+            return parse_terraplane(files[name], name)
     for name in ATLANTIS_FILES:
         if name in files:
             return parse_atlantis(files[name], name)

@@ -21,32 +21,30 @@ from typing import Any
 from sqlalchemy import select, update
 
 from terraplane.domain.errors import NotFound
-from terraplane.domain.plans import summarize_plan
 from terraplane.domain.roles import Role
-from terraplane.domain.runs import DirectorySource, RunOperation, RunSpec, RunStatus
-from terraplane.engine.archives import unpack_cached
+from terraplane.domain.runs import RunStatus
 from terraplane.engine.binaries import EngineBinaries
-from terraplane.engine.process import kill_orphans
 from terraplane.engine.redaction import Redactor
 from terraplane.engine.terraform import TerraformCommands, run_environment
 from terraplane.governance.tokens import create_token, revoke_token
 from terraplane.observability.logs import get_logger
 from terraplane.observability.metrics import RUN_PHASE_SECONDS
 from terraplane.queue.worker import JobContext, complete_in
+from terraplane.repoconfig.hclscan import declares_backend
 from terraplane.runs import service
 from terraplane.runs.logs import RunLogWriter
+from terraplane.runs.sources import PGID_FILE, RunSources
+from terraplane.runs.steps import PLAN_FILE, Workflow
 from terraplane.settings import Settings
 from terraplane.store.database import Database
 from terraplane.store.encryption import Keyring
-from terraplane.store.tables import blueprint_versions, runs, states
+from terraplane.store.tables import runs, states
 
 log = get_logger(__name__)
 
-PLAN_FILE = "terraplane.tfplan"
 BACKEND_OVERRIDE = "zz_terraplane_backend_override.tf"
 BACKEND_CONFIG = ".terraplane-backend.hcl"
 VARS_FILE = "zz_terraplane.auto.tfvars.json"
-PGID_FILE = ".terraplane-pgid"
 CANCEL_POLL_SECONDS = 1.0
 
 
@@ -101,11 +99,11 @@ class RunExecutor:
     db: Database
     keyring: Keyring
     binaries: EngineBinaries
+    sources: RunSources
 
     def __post_init__(self) -> None:
         self.cancels = CancelWatch(self.db)
         self._background: set[asyncio.Task[None]] = set()
-        self._archive_sha: dict[tuple[str, str], str] = {}
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any] | None:
         started = time.perf_counter()
@@ -178,20 +176,25 @@ class RunExecutor:
         if attempt > 1:
             await sink(f"terraplane: attempt {attempt} of run {run.id}\n")
         binary = await self.binaries.resolve(spec.engine, spec.version)
-        source = await self._source_dir(spec)
-        await asyncio.to_thread(_prepare_workdir, source, workdir, self.settings.runs_dir, run.id)
+        module_dir = await self.sources.prepare(spec, run.id, workdir)
         env = run_environment(
             plugin_cache_dir=self.settings.plugin_cache_dir,
             cli_config=self._cli_config(),
             extra=spec.env,
         )
-        if spec.state is not None and secret is not None:
-            self._configure_backend(run, workdir, secret)
+        use_backend = spec.state is not None and secret is not None
+        if use_backend and spec.state_mode == "auto":
+            use_backend = not await asyncio.to_thread(_declares_backend, module_dir)
+        if use_backend:
+            assert secret is not None
+            self._configure_backend(run, module_dir, secret)
         if spec.variables:
-            _write_private(workdir / VARS_FILE, json.dumps(spec.variables))
+            _write_private(module_dir / VARS_FILE, json.dumps(spec.variables))
+        if spec.plan_from_run is not None:
+            await self._restore_plan(spec.plan_from_run, module_dir / PLAN_FILE)
         tf = TerraformCommands(
             binary=binary,
-            workdir=workdir,
+            workdir=module_dir,
             env=env,
             sink=sink,
             plugin_cache_dir=self.settings.plugin_cache_dir,
@@ -200,84 +203,42 @@ class RunExecutor:
             cancel=cancel,
             on_start=lambda pid: _record_group(workdir, pid),
         )
+
+        async def store_plan(plan: bytes) -> None:
+            # Kept (encrypted) so that an apply on any instance can use exactly this plan.
+            kid, blob = self.keyring.encrypt(plan, f"plan:{run.id}".encode())
+            async with self.db.write() as conn:
+                await service.store_plan(conn, run.id, kid, blob)
+
+        workflow = Workflow(
+            operation=run.operation,
+            spec=spec,
+            tf=tf,
+            checkout=workdir,
+            backend_args=["-backend-config=" + BACKEND_CONFIG] if use_backend else [],
+            select_workspace=not use_backend,
+            store_plan=store_plan if spec.keep_plan else None,
+        )
         RUN_PHASE_SECONDS.labels("prepare").observe(time.perf_counter() - started)
         try:
-            return await self._steps(run, tf, cancel)
+            return await workflow.execute()
         finally:
             await logs.write(redactor.flush())
 
-    async def _steps(
-        self, run: service.Run, tf: TerraformCommands, cancel: asyncio.Event
-    ) -> tuple[RunStatus, dict[str, Any]]:
-        def stopped(result: Any) -> tuple[RunStatus, dict[str, Any]] | None:
-            if result.cancelled or cancel.is_set():
-                return RunStatus.CANCELLED, {"exit_code": result.exit_code}
-            if result.timed_out:
-                return RunStatus.FAILED, {
-                    "exit_code": result.exit_code,
-                    "error": "the run exceeded its timeout",
-                }
-            return None
-
-        init = await tf.init(["-backend-config=" + BACKEND_CONFIG] if run.spec.state else [])
-        if (end := stopped(init)) or init.exit_code != 0:
-            return end or (RunStatus.FAILED, {"exit_code": init.exit_code, "error": "init failed"})
-        # A drift check only looks: it must not take the state lock an apply may need.
-        extra = [] if run.spec.lock_state else ["-lock=false"]
-        if run.spec.refresh_only:
-            extra.append("-refresh-only")
-        plan = await tf.plan(
-            PLAN_FILE, destroy=run.operation is RunOperation.DESTROY, extra_args=extra
-        )
-        if (end := stopped(plan)) or plan.exit_code not in (0, 2):
-            return end or (RunStatus.FAILED, {"exit_code": plan.exit_code, "error": "plan failed"})
-        # Without changes the summary is all zeros; `show -json` would only repeat that.
-        plan_json = await tf.show_json(PLAN_FILE) if plan.exit_code == 2 else {}
-        summary = summarize_plan(plan_json)
-        values: dict[str, Any] = {
-            "has_changes": plan.exit_code == 2,
-            "plan_summary": {**summary.model_dump(), "headline": summary.headline()},
-            "exit_code": plan.exit_code,
-        }
-        await tf.sink(f"\nterraplane: plan: {summary.headline()}\n")
-        if run.operation is RunOperation.PLAN and run.spec.keep_plan:
-            # Kept (encrypted) so that an apply on any instance can use exactly this plan.
-            plan_bytes = (tf.workdir / PLAN_FILE).read_bytes()
-            kid, blob = self.keyring.encrypt(plan_bytes, f"plan:{run.id}".encode())
-            async with self.db.write() as conn:
-                await service.store_plan(conn, run.id, kid, blob)
-        if run.operation is RunOperation.PLAN or plan.exit_code == 0:
-            return RunStatus.SUCCEEDED, values
-        apply = await tf.apply(PLAN_FILE)
-        values["exit_code"] = apply.exit_code
-        if (end := stopped(apply)) or apply.exit_code != 0:
-            return end or (RunStatus.FAILED, {**values, "error": "apply failed"})
-        return RunStatus.SUCCEEDED, values
-
-    async def _source_dir(self, spec: RunSpec) -> Path:
-        if isinstance(spec.source, DirectorySource):
-            return Path(spec.source.path)
-        # Versions are immutable: once unpacked here, a version needs no database read.
-        cache = self.settings.data_dir / "modules"
-        known = self._archive_sha.get((spec.source.blueprint, spec.source.version))
-        if known is not None and (cache / known).is_dir():
-            return cache / known
+    async def _restore_plan(self, plan_run_id: int, path: Path) -> None:
+        """The plan file a plan run stored, for an apply of exactly that plan."""
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(blueprint_versions.c.archive, blueprint_versions.c.archive_sha256).where(
-                        blueprint_versions.c.blueprint == spec.source.blueprint,
-                        blueprint_versions.c.version == spec.source.version,
-                    )
+                    select(runs.c.plan_key_id, runs.c.plan_file).where(runs.c.id == plan_run_id)
                 )
             ).one_or_none()
-        if row is None:
+        if row is None or row.plan_file is None:
             raise FileNotFoundError(
-                f"blueprint {spec.source.blueprint} {spec.source.version} does not exist"
+                f"the plan of run {plan_run_id} is gone (discarded or expired): plan again"
             )
-        path = await asyncio.to_thread(unpack_cached, row.archive, row.archive_sha256, cache)
-        self._archive_sha[(spec.source.blueprint, spec.source.version)] = row.archive_sha256
-        return path
+        plan = self.keyring.decrypt(row.plan_key_id, row.plan_file, f"plan:{plan_run_id}".encode())
+        await asyncio.to_thread(path.write_bytes, plan)
 
     def _cli_config(self) -> Path:
         configured = self.settings.terraform_cli_config
@@ -301,12 +262,12 @@ class RunExecutor:
         )
         return secret
 
-    def _configure_backend(self, run: service.Run, workdir: Path, secret: str) -> None:
+    def _configure_backend(self, run: service.Run, module_dir: Path, secret: str) -> None:
         """Point the module at its state in Terraplane, with the attempt's scoped token."""
         address = f"{self.settings.base_url}/api/v1/state/{run.spec.state}"
-        (workdir / BACKEND_OVERRIDE).write_text('terraform {\n  backend "http" {}\n}\n')
+        (module_dir / BACKEND_OVERRIDE).write_text('terraform {\n  backend "http" {}\n}\n')
         _write_private(
-            workdir / BACKEND_CONFIG,
+            module_dir / BACKEND_CONFIG,
             "\n".join(
                 [
                     f"address = {json.dumps(address)}",
@@ -365,37 +326,15 @@ def _record_group(workdir: Path, pgid: int) -> None:
     (workdir / PGID_FILE).write_text(str(pgid))
 
 
-def _clear_earlier_attempts(runs_dir: Path, run_id: int, current: Path) -> None:
-    """An earlier attempt's directory on this host means its worker died: stop the provider
-    processes its terraform left behind, then remove the directory."""
-    for old in runs_dir.glob(f"{run_id}-*"):
-        if old == current:
+def _declares_backend(module_dir: Path) -> bool:
+    """Whether the root module keeps its state in a backend of its own."""
+    for path in [*module_dir.glob("*.tf"), *module_dir.glob("*.tf.json")]:
+        if path.name == BACKEND_OVERRIDE:
             continue
-        pgid_file = old / PGID_FILE
-        with contextlib.suppress(OSError, ValueError):
-            killed = kill_orphans(old, int(pgid_file.read_text()))
-            if killed:
-                log.warning(
-                    "stopped processes left by a dead attempt",
-                    run_id=run_id,
-                    directory=str(old),
-                    processes=killed,
-                )
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _prepare_workdir(source: Path, workdir: Path, runs_dir: Path, run_id: int) -> None:
-    _clear_earlier_attempts(runs_dir, run_id, workdir)
-    if not source.is_dir():
-        raise FileNotFoundError(f"run source {source} is not a directory")
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        source,
-        workdir,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.backup", ".git"),
-    )
+        text = path.read_text(errors="replace")
+        if declares_backend(text, path.name.endswith(".json")):
+            return True
+    return False
 
 
 def _write_private(path: Path, text: str) -> None:

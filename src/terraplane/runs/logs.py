@@ -128,3 +128,15 @@ async def read_log(conn: AsyncConnection, run_id: int, offset: int = 0) -> LogSl
         parts.append(data[max(0, offset - start) :])
         end = start + len(data)
     return LogSlice(text="".join(parts), next_offset=max(end, offset))
+
+
+async def read_log_tail(conn: AsyncConnection, run_id: int, chars: int) -> str:
+    """The last `chars` characters of the log."""
+    total = (
+        await conn.execute(
+            select(func.max(run_log_chunks.c.offset + func.length(run_log_chunks.c.data))).where(
+                run_log_chunks.c.run_id == run_id
+            )
+        )
+    ).scalar()
+    return (await read_log(conn, run_id, max(0, int(total or 0) - chars))).text

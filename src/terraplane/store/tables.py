@@ -129,6 +129,8 @@ runs = Table(
     Column("plan_summary", JSON, nullable=True),
     Column("plan_key_id", String(16), nullable=True),
     Column("plan_file", Blob, nullable=True),
+    # The readable part of the plan's output (redacted), for comments and the UI.
+    Column("plan_text", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -354,5 +356,96 @@ github_repositories = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("full_name", String(256), nullable=False, unique=True),
     Column("installation_id", BigInteger, ForeignKey("github_installations.id"), nullable=False),
+    # The default branch and its head, from `push` events (drift checks of merged code).
+    Column("default_branch", String(256), nullable=True),
+    Column("default_branch_sha", String(64), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A pull request, as of the latest event or API read.
+pull_requests = Table(
+    "pull_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("repository", String(256), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("installation_id", BigInteger, nullable=True),
+    Column("clone_url", String(1024), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("head_sha", String(64), nullable=False),
+    Column("head_ref", String(256), nullable=False),
+    Column("base_sha", String(64), nullable=False),
+    Column("base_ref", String(256), nullable=False),
+    # The head branch lives in another repository: never planned (its code is untrusted).
+    Column("fork", Boolean, nullable=False),
+    Column("draft", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("repository", "number", name="uq_pull_requests_repository_number"),
+)
+
+# One plan, apply, unlock or help for one pull request, and its one summary comment.
+pr_commands = Table(
+    "pr_commands",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("pull_request_id", BigId, ForeignKey("pull_requests.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("head_sha", String(64), nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("parallelism", Integer, nullable=False),
+    # The comment (several when it outgrows GitHub's limit), edited in place as it changes.
+    Column("comment_ids", JSON, nullable=False),
+    # Bumped whenever what the comment and statuses show changes; `posted_version` is what
+    # GitHub shows now.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("posted_version", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_pr_commands_pull", "pull_request_id", "id"),
+)
+
+# The dirspaces of a command, each run at most once for it, in depends_on layers.
+pr_dirspaces = Table(
+    "pr_dirspaces",
+    metadata,
+    Column("command_id", BigId, ForeignKey("pr_commands.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("dir", String(512), nullable=False),
+    Column("workspace", String(128), nullable=False),
+    Column("name", String(128), nullable=True),
+    # The run workspace and state name (`github/OWNER/REPO/DIR.../WORKSPACE`).
+    Column("state_workspace", String(512), nullable=False),
+    Column("layer", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("run_id", BigId, ForeignKey("runs.id"), nullable=True),
+    # An apply's plan: the plan run whose stored plan it applies.
+    Column("plan_run_id", BigId, ForeignKey("runs.id"), nullable=True),
+    Column("message", Text, nullable=True),
+    # The commit status last posted for it (None: none yet).
+    Column("posted_status", String(16), nullable=True),
+    Index("ix_pr_dirspaces_run", "run_id"),
+)
+
+# Dirspace locks: one pull request at a time plans and applies a dirspace.
+dirspace_locks = Table(
+    "dirspace_locks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("repository", String(256), nullable=False),
+    Column("dir", String(512), nullable=False),
+    Column("workspace", String(128), nullable=False),
+    Column("pull_request_id", BigId, ForeignKey("pull_requests.id"), nullable=False),
+    Column("pull_number", Integer, nullable=False),
+    Column("locked_by", String(128), nullable=False),
+    Column("locked_at", UTCDateTime, nullable=False),
+    UniqueConstraint("repository", "dir", "workspace", name="uq_dirspace_locks_dirspace"),
+    Index("ix_dirspace_locks_pull", "pull_request_id"),
 )

@@ -36,7 +36,7 @@ async def webhook(request: Request, ctx: Ctx) -> JSONResponse:
     secrets = ctx.settings.webhook_secrets
     if not secrets:
         raise Unavailable(
-            "GitHub webhooks are not configured here: set TERRAPLANE_GITHUB_WEBHOOK_SECRETS"
+            "GitHub webhooks are not configured here: set TERRAPLANE_GITHUB_WEBHOOK_SECRET"
         )
     body = await read_body(request, ctx.settings.github_webhook_max_bytes)
     if not signatures.verify(body, request.headers.get("x-hub-signature-256"), secrets):

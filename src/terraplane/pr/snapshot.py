@@ -1,0 +1,63 @@
+"""What a pull request's head holds, as Terraplane needs it to decide: its repository config,
+its dirspaces and the local module graph, read from the host's mirror of the repository
+without a checkout (`git ls-tree` and one `git cat-file --batch`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from terraplane.engine.checkouts import CheckoutError, Checkouts, git, list_files, read_files
+from terraplane.pr.pulls import Pull
+from terraplane.repoconfig.dirspaces import Dirspace, expand
+from terraplane.repoconfig.model import (
+    ATLANTIS_FILES,
+    TERRAPLANE_FILES,
+    RepoConfig,
+    parse_repo_config,
+)
+from terraplane.repoconfig.modules import module_dirs, module_graph, terraform_files
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    mirror: Path
+    head: str
+    # The tip of the base branch now (what the head is merged into), when it could be read.
+    base: str | None
+    files: list[str]
+    config: RepoConfig
+    dirspaces: list[Dirspace]
+    graph: dict[str, set[str]]
+
+    def find(self, dir: str, workspace: str) -> Dirspace | None:
+        return next((d for d in self.dirspaces if d.dir == dir and d.workspace == workspace), None)
+
+
+async def fetch(checkouts: Checkouts, pull: Pull, token: str | None) -> tuple[Path, str | None]:
+    """The mirror holding the pull request's head, fetched afresh so the base branch's tip is
+    current; returns it and that tip."""
+    mirror = await checkouts.ensure(
+        pull.clone_url, [pull.head_sha], pull.refspecs, token, refresh=True
+    )
+    try:
+        base = (
+            await git("rev-parse", f"refs/heads/{pull.base_ref}^{{commit}}", cwd=mirror)
+        ).strip()
+    except CheckoutError:
+        base = None
+    return mirror, base
+
+
+async def take(checkouts: Checkouts, pull: Pull, token: str | None) -> Snapshot:
+    """The snapshot of the pull request's head. Raises ConfigError for a broken config and
+    CheckoutError when the repository cannot be read."""
+    mirror, base = await fetch(checkouts, pull, token)
+    files = await list_files(mirror, pull.head_sha)
+    present = set(files)
+    config_files = [f for f in (*TERRAPLANE_FILES, *ATLANTIS_FILES) if f in present]
+    config = parse_repo_config(await read_files(mirror, pull.head_sha, config_files))
+    texts = await read_files(mirror, pull.head_sha, terraform_files(files))
+    graph = module_graph(texts)
+    dirspaces = expand(config, files, module_dirs(graph))
+    return Snapshot(mirror, pull.head_sha, base, files, config, dirspaces, graph)
