@@ -306,10 +306,7 @@ def test_a_repeated_delivery_is_processed_once(world: PullRequestWorld) -> None:
     repo = new_repo(world, {"app/main.tf": stack("v1")})
     gh.branch(repo, "x", {"app/main.tf": stack("v2")}, "v2")
     gh.webhook_url, url = None, gh.webhook_url  # open it quietly, then deliver by hand
-    try:
-        number = gh.open_pull(repo, "x")
-    except AssertionError:
-        number = max(n for r, n in gh.pulls if r == repo)
+    number = gh.open_pull(repo, "x")
     gh.webhook_url = url
     payload = {
         "action": "opened",
@@ -328,6 +325,146 @@ def test_a_repeated_delivery_is_processed_once(world: PullRequestWorld) -> None:
     final_status(world, repo, head_of(world, repo, number), "terraplane/plan")
     assert len(commands(world, repo, number)) == 1
     assert len(gh.pull_comments(repo, number)) == 1
+
+
+ATLANTIS = """\
+version: 3
+projects:
+  - name: web
+    dir: web
+    workflow: checked
+    autoplan:
+      when_modified: ["*.tf", "../shared/*.txt"]
+  - name: db
+    dir: db
+    execution_order_group: 1
+workflows:
+  checked:
+    plan:
+      steps:
+        - init
+        - run: ./check.sh
+        - plan
+"""
+
+CHECK = '#!/bin/sh\necho "checked $PROJECT_NAME in $WORKSPACE of PR $PULL_NUM"\n'
+
+
+def test_an_atlantis_repository_works_unchanged(world: PullRequestWorld) -> None:
+    gh = world.github
+    files = {
+        "atlantis.yaml": ATLANTIS,
+        "web/main.tf": stack("w1"),
+        "web/check.sh": CHECK,
+        "db/main.tf": stack("d1"),
+        "shared/settings.txt": "one\n",
+    }
+    repo = new_repo(world, files)
+    gh.branch(repo, "shared", {"shared/settings.txt": "two\n"}, "shared settings")
+    number = gh.open_pull(repo, "shared")
+    statuses = final_status(world, repo, head_of(world, repo, number), "terraplane/plan")
+    assert statuses == {"terraplane/plan: web: web": "success", "terraplane/plan": "success"}
+    (command,) = commands(world, repo, number)
+    run_id = command["dirspaces"][0]["run_id"]
+    with world.server.client(Role.VIEWER) as client:
+        log = client.get(f"/api/v1/runs/{run_id}/log").text
+    assert f"checked web in default of PR {number}" in log
+
+
+def test_merging_applies_when_the_repository_asks_for_it(world: PullRequestWorld) -> None:
+    gh = world.github
+    files = {".terraplane.yml": "apply_on_merge: true\n", "app/main.tf": stack("v1")}
+    repo = new_repo(world, files)
+    gh.branch(repo, "change", {"app/main.tf": stack("merged")}, "v2")
+    number = gh.open_pull(repo, "change")
+    head = head_of(world, repo, number)
+    final_status(world, repo, head, "terraplane/plan")
+    gh.merge_pull(repo, number)
+    world.wait(
+        "the apply on merge",
+        lambda: gh.latest_statuses(repo, head).get("terraplane/apply") == "success",
+    )
+    state = state_of(world, repo, "app")
+    assert state["resources"][0]["instances"][0]["attributes"]["triggers"] == {"value": "merged"}
+    assert "apply on merge" in comment_of(world, repo, number)
+    with world.server.client(Role.VIEWER) as client:
+        locks = client.get("/api/v1/locks", params={"repository": repo}).json()["locks"]
+    assert locks == []
+
+
+def test_extra_arguments_only_where_the_config_allows_them(world: PullRequestWorld) -> None:
+    gh = world.github
+    two = stack("v2") + 'resource "null_resource" "other" {}\n'
+    repo = new_repo(world, {"app/main.tf": stack("v1")})
+    gh.branch(repo, "x", {"app/main.tf": two}, "two resources")
+    number = gh.open_pull(repo, "x")
+    final_status(world, repo, head_of(world, repo, number), "terraplane/plan")
+    gh.comment(repo, number, "alice", "terraplane plan -d app -- -target=null_resource.other")
+    world.wait("a refusal", lambda: "allow_extra_args: true" in comment_of(world, repo, number))
+
+    repo = new_repo(
+        world, {".terraplane.yml": "allow_extra_args: true\n", "app/main.tf": stack("v1")}
+    )
+    gh.branch(repo, "x", {"app/main.tf": two}, "two resources")
+    number = gh.open_pull(repo, "x")
+    head = head_of(world, repo, number)
+    final_status(world, repo, head, "terraplane/plan")
+    gh.comment(repo, number, "alice", "terraplane plan -d app -- -target=null_resource.other")
+    world.wait(
+        "the targeted plan",
+        lambda: (
+            len(commands(world, repo, number)) == 2
+            and commands(world, repo, number)[-1]["status"] == "succeeded"
+        ),
+    )
+    body = comment_of(world, repo, number)
+    assert "null_resource.other will be created" in body
+    assert "null_resource.item will be created" not in body
+
+
+def test_drafts_wait_until_ready_for_review(world: PullRequestWorld) -> None:
+    gh = world.github
+    repo = new_repo(world, {"app/main.tf": stack("v1")})
+    gh.branch(repo, "draft", {"app/main.tf": stack("v2")}, "draft")
+    number = gh.open_pull(repo, "draft", draft=True)
+    head = head_of(world, repo, number)
+    # Requests about one pull request are handled in order: once help is answered, the
+    # autoplan of the draft (requested first) has been decided.
+    world.wait("the opened event", lambda: delivered(world, repo, "pull_request", "opened"))
+    gh.comment(repo, number, "alice", "terraplane help")
+    comment_of(world, repo, number)
+    assert [c["kind"] for c in commands(world, repo, number)] == ["help"]
+    assert "terraplane/plan" not in gh.latest_statuses(repo, head)
+    gh.ready_for_review(repo, number)
+    assert final_status(world, repo, head, "terraplane/plan")["terraplane/plan"] == "success"
+
+
+def delivered(world: PullRequestWorld, repo: str, event: str, action: str) -> bool:
+    with world.server.client(Role.VIEWER) as client:
+        rows = client.get("/api/v1/github/deliveries").json()["deliveries"]
+    return any(
+        (r["repository"], r["event"], r["action"], r["status"])
+        == (repo, event, action, "processed")
+        for r in rows
+    )
+
+
+def test_each_workspace_is_its_own_dirspace_and_state(world: PullRequestWorld) -> None:
+    gh = world.github
+    config = "dirs:\n  - dir: app\n    workspaces: [staging, prod]\n"
+    repo = new_repo(world, {".terraplane.yml": config, "app/main.tf": stack("v1")})
+    gh.branch(repo, "x", {"app/main.tf": stack("v2")}, "v2")
+    number = gh.open_pull(repo, "x")
+    head = head_of(world, repo, number)
+    statuses = final_status(world, repo, head, "terraplane/plan")
+    assert statuses["terraplane/plan: app (staging)"] == "success"
+    assert statuses["terraplane/plan: app (prod)"] == "success"
+    gh.comment(repo, number, "alice", "terraplane apply -w staging")
+    world.wait(
+        "the apply", lambda: gh.latest_statuses(repo, head).get("terraplane/apply") == "success"
+    )
+    assert state_of(world, repo, "app", "staging") is not None
+    assert state_of(world, repo, "app", "prod") is None  # only what was asked for
 
 
 def test_webhooks_need_a_valid_signature(world: PullRequestWorld) -> None:

@@ -130,6 +130,8 @@ class GitHubStandIn:
     statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     reviews: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    # Every webhook sent: (event, payload).
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # GitHub's clock (tests move it together with the client's).
     clock: Callable[[], float] = time.time
     _server: ThreadingHTTPServer | None = None
@@ -277,6 +279,8 @@ class GitHubStandIn:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+            if text.startswith("#!"):
+                path.chmod(0o755)  # a script, committed executable
         git(work, "add", "-A")
         git(work, "commit", "-q", "--allow-empty", "-m", message)
         git(work, "push", "-q", "-f", "origin", f"HEAD:refs/heads/{branch}")
@@ -371,6 +375,10 @@ class GitHubStandIn:
         self.send_push_event(full_name, p.base_ref)
         return p.merge_commit_sha
 
+    def ready_for_review(self, full_name: str, number: int) -> None:
+        self.pulls[(full_name, number)].draft = False
+        self.send_pull_event(full_name, number, "ready_for_review")
+
     def close_pull(self, full_name: str, number: int) -> None:
         self.pulls[(full_name, number)].state = "closed"
         self.send_pull_event(full_name, number, "closed")
@@ -464,11 +472,7 @@ class GitHubStandIn:
     def send_installation(self, full_names: list[str]) -> httpx.Response:
         payload = {
             "action": "created",
-            "installation": {
-                "id": self.installation_id,
-                "account": gh.user("acme", "Organization"),
-                "suspended_at": None,
-            },
+            "installation": gh.installation(self.installation_id, "acme", int(self.app_id)),
             "repositories": [
                 {
                     "id": self.repos[n].id,
@@ -484,9 +488,12 @@ class GitHubStandIn:
         return self.deliver("installation", payload)
 
     def deliver(self, event: str, payload: dict[str, Any]) -> httpx.Response:
-        """Send a webhook to Terraplane as GitHub does (signed; the answer is returned)."""
-        assert self.webhook_url is not None, "set webhook_url to send webhooks"
+        """Send a webhook to Terraplane as GitHub does (signed; the answer is returned).
+        Without a `webhook_url` it is only recorded in `sent`."""
+        self.sent.append((event, payload))
         body, headers = signed_delivery(event, payload, self.webhook_secret)
+        if self.webhook_url is None:
+            return httpx.Response(204)
         return httpx.post(self.webhook_url, content=body, headers=headers, timeout=30)
 
     # -- the HTTP server --------------------------------------------------------------------

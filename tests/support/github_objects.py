@@ -300,6 +300,7 @@ def issue_comment(full: str, number: int, comment_id: int, login: str, body: str
         "updated_at": stamp,
         "issue_url": f"{API}/repos/{full}/issues/{number}",
         "author_association": "MEMBER",
+        "performed_via_github_app": None,
         "reactions": reactions(f"{url}/reactions"),
     }
 
@@ -392,17 +393,17 @@ def review(
 
 def permission(login: str, role: str) -> dict[str, Any]:
     legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+    rights = {
+        "admin": role == "admin",
+        "maintain": role in ("admin", "maintain"),
+        "push": legacy in ("admin", "write"),
+        "triage": legacy != "none",
+        "pull": legacy != "none",
+    }
     return {
         "permission": legacy,
         "role_name": role,
-        "user": {
-            **user(login),
-            "permissions": {
-                "admin": role == "admin",
-                "push": legacy in ("admin", "write"),
-                "pull": legacy != "none",
-            },
-        },
+        "user": {**user(login), "permissions": rights, "role_name": role},
     }
 
 
@@ -490,4 +491,38 @@ def installation_payload(installation_id: int) -> dict[str, Any]:
     return {
         "id": installation_id,
         "node_id": node_id("MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u", installation_id),
+    }
+
+
+def installation(installation_id: int, account: str, app_id: int) -> dict[str, Any]:
+    """The full installation object of `installation` events."""
+    stamp = now()
+    return {
+        "id": installation_id,
+        "account": user(account, "Organization"),
+        "repository_selection": "selected",
+        "access_tokens_url": f"{API}/app/installations/{installation_id}/access_tokens",
+        "repositories_url": f"{API}/installation/repositories",
+        "html_url": f"{WEB}/organizations/{account}/settings/installations/{installation_id}",
+        "app_id": app_id,
+        "app_slug": "terraplane",
+        "target_id": user_id(account),
+        "target_type": "Organization",
+        "permissions": {
+            "checks": "write",
+            "contents": "read",
+            "issues": "write",
+            "metadata": "read",
+            "pull_requests": "write",
+            "statuses": "write",
+            "members": "read",
+        },
+        "events": ["issue_comment", "pull_request", "pull_request_review", "push"],
+        "created_at": stamp,
+        "updated_at": stamp,
+        "single_file_name": None,
+        "has_multiple_single_files": False,
+        "single_file_paths": [],
+        "suspended_by": None,
+        "suspended_at": None,
     }
