@@ -216,8 +216,11 @@ def test_a_locked_dirspace_waits_for_the_pull_request_holding_it(world: PullRequ
 
     gh.comment(repo, second, "alice", "terraplane unlock")
     world.wait("unlock", lambda: "Released 2 lock(s)" in comment_of(world, repo, second))
+    plan_runs = [d["run_id"] for c in commands(world, repo, second) for d in c["dirspaces"]]
     with world.server.client(Role.VIEWER) as client:
         assert client.get("/api/v1/locks", params={"repository": repo}).json()["locks"] == []
+        stored = [client.get(f"/api/v1/runs/{r}").json()["plan_stored"] for r in plan_runs if r]
+    assert stored and not any(stored)  # its plans are discarded too
 
 
 def test_an_invalid_config_is_one_comment_naming_file_and_line(world: PullRequestWorld) -> None:

@@ -42,6 +42,7 @@ from terraplane.pr.events import DeliveryProcessor
 from terraplane.pr.feedback import Feedback
 from terraplane.pr.intake import DELIVERY_JOB_KIND
 from terraplane.pr.requests import RequestProcessor
+from terraplane.pr.retention import EXPIRE_JOB_KIND, PlanRetention, schedule_expiry
 from terraplane.queue.worker import Handler, Worker, fan_out
 from terraplane.runs.executor import RunExecutor
 from terraplane.runs.service import RUN_FINISHED_JOB_KIND, RUN_JOB_KIND
@@ -50,6 +51,7 @@ from terraplane.settings import Settings
 from terraplane.statebackend.service import StateBackend
 from terraplane.store.database import Database
 from terraplane.store.encryption import load_keyring
+from terraplane.store.types import utcnow
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -106,6 +108,7 @@ def build_worker(ctx: AppContext) -> Worker:
         PR_ADVANCE_JOB_KIND: driver.on_advance,
         REQUEST_JOB_KIND: RequestProcessor(ctx.db, ctx.checkouts, ctx.github),
         FEEDBACK_JOB_KIND: Feedback(ctx.db, ctx.github, s.base_url),
+        EXPIRE_JOB_KIND: PlanRetention(ctx.db, timedelta(hours=s.plan_retention_hours)),
     }
     # GitHub and git work (API calls, fetches) gets its own lane: a slow GitHub must not hold
     # up the bookkeeping of runs, nor a long queue of runs hold up comments.
@@ -124,14 +127,23 @@ def build_worker(ctx: AppContext) -> Worker:
     )
 
 
+async def start_worker(ctx: AppContext) -> Worker:
+    """Build and start this process's worker, and make sure the periodic jobs are scheduled
+    (idempotent across instances)."""
+    worker = build_worker(ctx)
+    async with ctx.db.write() as conn:
+        await schedule_expiry(conn, utcnow())
+    worker.start()
+    return worker
+
+
 def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
     ctx = build_context(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if with_workers and settings.workers > 0:
-            ctx.worker = build_worker(ctx)
-            ctx.worker.start()
+            ctx.worker = await start_worker(ctx)
         try:
             yield
         finally:

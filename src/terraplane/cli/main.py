@@ -126,7 +126,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run workers only (scale-out): claim and execute jobs until SIGTERM."""
-    from terraplane.api.app import build_context, build_worker
+    from terraplane.api.app import build_context, start_worker
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -136,14 +136,15 @@ def worker() -> None:
 
     async def main() -> None:
         ctx = build_context(settings)
-        runner = build_worker(ctx)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        runner.start()
+        runner = await start_worker(ctx)
         await stop.wait()
         await runner.stop(settings.shutdown_grace_seconds)
+        if ctx.github is not None:
+            await ctx.github.close()
         await ctx.db.dispose()
 
     asyncio.run(main())

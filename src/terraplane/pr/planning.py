@@ -115,12 +115,12 @@ def plan_dirspaces(
 
 @dataclass(frozen=True)
 class LatestPlan:
-    run_id: int
+    run_id: int | None  # None while it waits for a free slot
     status: DirspaceStatus
     head_sha: str
     has_changes: bool | None
     kept: bool
-    spec: dict[str, Any]
+    spec: dict[str, Any] | None
 
 
 async def latest_plans(conn: AsyncConnection, pull_id: int) -> dict[tuple[str, str], LatestPlan]:
@@ -137,10 +137,13 @@ async def latest_plans(conn: AsyncConnection, pull_id: int) -> dict[tuple[str, s
             runs.c.spec,
         )
         .join(pr_commands, pr_commands.c.id == pr_dirspaces.c.command_id)
-        .join(runs, runs.c.id == pr_dirspaces.c.run_id)
+        .outerjoin(runs, runs.c.id == pr_dirspaces.c.run_id)
         .where(
             pr_commands.c.pull_request_id == pull_id,
             pr_commands.c.kind == CommandKind.PLAN.value,
+            pr_dirspaces.c.status.not_in(
+                [DirspaceStatus.BLOCKED.value, DirspaceStatus.SKIPPED.value]
+            ),
         )
         .order_by(pr_commands.c.id.desc())
     )
@@ -191,7 +194,9 @@ async def apply_dirspaces(
         chosen = [
             d
             for d in snap.dirspaces
-            if (p := plans.get((d.dir, d.workspace))) is not None and p.run_id not in done
+            if (p := plans.get((d.dir, d.workspace))) is not None
+            and p.run_id not in done
+            and p.run_id is not None
         ]
         if not chosen:
             return NOTHING_TO_APPLY
@@ -209,7 +214,9 @@ async def apply_dirspaces(
             snap.config.approvals.count,
             plan.head_sha if plan is not None else None,
         )
-        if plan is not None and plan.status is not DirspaceStatus.SUCCEEDED:
+        if plan is not None and not plan.status.final:
+            failures.insert(0, "its plan is still running: comment again when it is done")
+        elif plan is not None and plan.status is not DirspaceStatus.SUCCEEDED:
             failures.insert(0, "its latest plan did not succeed: plan again")
         elif plan is not None and plan.run_id in done:
             failures.insert(0, "its latest plan is already applied: plan again")
@@ -227,7 +234,7 @@ async def apply_dirspaces(
             refused = True
         elif plan is not None and not plan.has_changes:
             entry.status, entry.message = DirspaceStatus.SUCCEEDED, "no changes to apply"
-        elif plan is not None:
+        elif plan is not None and plan.spec is not None:
             spec = RunSpec.model_validate(plan.spec).model_copy(
                 update={
                     "steps": apply_steps(snap.config, d),

@@ -55,6 +55,10 @@ class Request:
     body: str = ""
     dirspaces: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def trigger(self) -> Trigger:
+        return {"comment": Trigger.COMMENT, "merge": Trigger.MERGE}.get(self.kind, Trigger.AUTOPLAN)
+
     @classmethod
     def from_payload(cls, p: dict[str, Any]) -> Request:
         return cls(
@@ -160,6 +164,16 @@ class RequestProcessor:
                     ),
                 )
             return {"unlocked": len(released)}
+        busy = await self._applying(pull)
+        if busy is not None:
+            return await self._record(
+                pull,
+                command.kind,
+                request,
+                CommandStatus.REFUSED,
+                f"An apply of this pull request is running (`terraplane {busy.text}`); "
+                "comment again when it is done.",
+            )
         if command.kind is CommandKind.PLAN:
             return await self._plan(request, api, pull, pr, command, Trigger.COMMENT)
         return await self._apply(request, api, pull, pr, command, Trigger.COMMENT)
@@ -288,6 +302,10 @@ class RequestProcessor:
             )
         async with self.db.read() as conn:
             planned = await apply_dirspaces(conn, api, pull, pr, snap, command, trigger)
+        if isinstance(planned, str) and trigger is Trigger.MERGE:
+            async with self.db.write() as conn:  # nothing was waiting: just let go
+                await closing.let_go(conn, pull, f"#{pull.number} merged")
+            return {"released": True}
         if isinstance(planned, str):
             return await self._record(
                 pull, CommandKind.APPLY, request, CommandStatus.REFUSED, planned, text
@@ -319,6 +337,14 @@ class RequestProcessor:
             if trigger is Trigger.MERGE and cmd.status.final:
                 await closing.let_go(conn, pull, f"#{pull.number} merged")
         return {"command": cmd.id, "refused": refused}
+
+    async def _applying(self, pull: Pull) -> commands.CommandRow | None:
+        """The pull request's apply that is still running, if any."""
+        async with self.db.read() as conn:
+            for command in reversed(await commands.list_commands(conn, pull.id)):
+                if command.kind is CommandKind.APPLY and not command.status.final:
+                    return command
+        return None
 
     async def _merged(self, request: Request, api: GitHubApi, pull: Pull) -> dict[str, Any]:
         """A merged pull request: its plans are applied when `apply_on_merge` is set (the
@@ -352,7 +378,7 @@ class RequestProcessor:
                 pull,
                 NewCommand(
                     kind=kind,
-                    trigger=Trigger.COMMENT if request.kind == "comment" else Trigger.AUTOPLAN,
+                    trigger=request.trigger,
                     text=text if text is not None else request.body.strip().split("\n")[0][:200],
                     head_sha=pull.head_sha,
                     requested_by=request.requested_by,

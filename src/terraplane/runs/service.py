@@ -36,6 +36,8 @@ class Run:
     exit_code: int | None
     has_changes: bool | None
     plan_summary: dict[str, Any] | None
+    # Whether the run's plan file is kept (for an apply of exactly this plan).
+    plan_stored: bool
     error: str | None
     created_by: str
     created_at: datetime
@@ -55,6 +57,7 @@ class Run:
             "exit_code": self.exit_code,
             "has_changes": self.has_changes,
             "plan_summary": self.plan_summary,
+            "plan_stored": self.plan_stored,
             "error": self.error,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
@@ -76,6 +79,7 @@ def _run(row: Any) -> Run:
         exit_code=m["exit_code"],
         has_changes=m["has_changes"],
         plan_summary=m["plan_summary"],
+        plan_stored=m["plan_file"] is not None,
         error=m["error"],
         created_by=m["created_by"],
         created_at=m["created_at"],
