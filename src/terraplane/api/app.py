@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from terraplane import __version__
 from terraplane.api.context import AppContext
 from terraplane.api.errors import install_error_handlers
+from terraplane.api.hotpaths import HotPaths
 from terraplane.api.middleware import RequestContextMiddleware
 from terraplane.api.routes import (
     blueprints,
@@ -137,7 +139,15 @@ async def start_worker(ctx: AppContext) -> Worker:
     return worker
 
 
-def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, with_workers: bool = True) -> ASGIApp:
+    """The ASGI application: request context (ids, logs, metrics) around the hot paths around
+    the FastAPI app."""
+    api = create_fastapi(settings, with_workers=with_workers)
+    ctx: AppContext = api.state.ctx
+    return RequestContextMiddleware(HotPaths(api, ctx, github.HOT_PATHS))
+
+
+def create_fastapi(settings: Settings, *, with_workers: bool = True) -> FastAPI:
     ctx = build_context(settings)
 
     @asynccontextmanager
@@ -177,5 +187,4 @@ def create_app(settings: Settings, *, with_workers: bool = True) -> FastAPI:
         pulls,
     ):
         app.include_router(module.router)
-    app.add_middleware(RequestContextMiddleware)
     return app

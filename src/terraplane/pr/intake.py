@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, text
 
 from terraplane.domain.errors import InvalidInput
 from terraplane.queue import jobs as jobstore
-from terraplane.store.tables import github_deliveries
-from terraplane.store.types import utcnow
+from terraplane.store.database import Database
+from terraplane.store.tables import github_deliveries, jobs
+from terraplane.store.types import UTCDateTime, utcnow
 from terraplane.store.upsert import insert_or_ignore
 
 DELIVERY_JOB_KIND = "github.delivery"
@@ -69,28 +70,67 @@ def parse_delivery(
     return Delivery(id=delivery_id, event=event, payload=payload, body=body)
 
 
-async def record(conn: AsyncConnection, delivery: Delivery) -> bool:
-    """Store the delivery and enqueue its processing; False for a delivery already stored."""
-    created = await insert_or_ignore(
-        conn,
-        github_deliveries,
-        {
-            "id": delivery.id,
-            "event": delivery.event,
-            "action": delivery.action,
-            "installation_id": delivery.installation_id,
-            "repository": delivery.repository,
-            "body": delivery.body,
-            "status": "received",
-            "received_at": utcnow(),
-        },
+# PostgreSQL: the delivery, its job and the workers' wake-up in one statement, run on its own
+# (autocommit): one round trip where a transaction took six. Measured: the intake's database
+# time per delivery was the largest part of its cost.
+_RECORD_POSTGRES = text(
+    """
+    WITH delivery AS (
+        INSERT INTO github_deliveries
+            (id, event, action, installation_id, repository, body, status, received_at)
+        VALUES (:id, :event, :action, :installation_id, :repository, :body, 'received', :now)
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    ), job AS (
+        INSERT INTO jobs (kind, payload, status, idempotency_key, priority, attempts,
+                          max_attempts, run_after, created_at)
+        SELECT :kind, :payload, 'queued', :idempotency_key, 100, 0, :max_attempts, :now, :now
+        FROM delivery
+        RETURNING id
     )
-    if created:
-        await jobstore.enqueue(
-            conn,
-            DELIVERY_JOB_KIND,
-            {"delivery_id": delivery.id},
-            idempotency_key=f"github-delivery:{delivery.id}",
-            max_attempts=10,
+    SELECT id, pg_notify(:channel, :kind) FROM job
+    """
+).bindparams(
+    bindparam("body", type_=github_deliveries.c.body.type),
+    bindparam("now", type_=UTCDateTime),
+    bindparam("payload", type_=jobs.c.payload.type),
+)
+MAX_ATTEMPTS = 10
+
+
+async def record(db: Database, delivery: Delivery) -> bool:
+    """Store the delivery and enqueue its processing; False for a delivery already stored."""
+    row = {
+        "id": delivery.id,
+        "event": delivery.event,
+        "action": delivery.action,
+        "installation_id": delivery.installation_id,
+        "repository": delivery.repository,
+        "body": delivery.body,
+    }
+    job = {"delivery_id": delivery.id}
+    key = f"github-delivery:{delivery.id}"
+    if db.is_postgres:
+        async with db.autocommit() as conn:
+            answer = await conn.execute(
+                _RECORD_POSTGRES,
+                {
+                    **row,
+                    "now": utcnow(),
+                    "kind": DELIVERY_JOB_KIND,
+                    "payload": job,
+                    "idempotency_key": key,
+                    "max_attempts": MAX_ATTEMPTS,
+                    "channel": jobstore.NOTIFY_CHANNEL,
+                },
+            )
+            return answer.first() is not None
+    async with db.write() as conn:
+        created = await insert_or_ignore(
+            conn, github_deliveries, {**row, "status": "received", "received_at": utcnow()}
         )
-    return created
+        if created:
+            await jobstore.enqueue(
+                conn, DELIVERY_JOB_KIND, job, idempotency_key=key, max_attempts=MAX_ATTEMPTS
+            )
+        return created

@@ -30,6 +30,7 @@ from terraplane.pr.pulls import Pull
 from terraplane.pr.snapshot import Snapshot
 from terraplane.repoconfig.dirspaces import Dirspace, layers
 from terraplane.repoconfig.model import RepoConfig
+from terraplane.store.database import Database
 from terraplane.store.tables import pr_commands, pr_dirspaces, runs
 
 NOTHING_TO_APPLY = (
@@ -173,7 +174,7 @@ async def applied_plans(conn: AsyncConnection, pull_id: int) -> set[int]:
 
 
 async def apply_dirspaces(
-    conn: AsyncConnection,
+    db: Database,
     api: GitHubApi,
     pull: Pull,
     pr: PullRequest,
@@ -184,8 +185,9 @@ async def apply_dirspaces(
     """The dirspaces an apply covers, each with its run or the reasons it may not run; or one
     message when there is nothing to apply. The bool is True when any may not run (then
     nothing runs)."""
-    plans = await latest_plans(conn, pull.id)
-    done = await applied_plans(conn, pull.id)
+    async with db.read() as conn:
+        plans = await latest_plans(conn, pull.id)
+        done = await applied_plans(conn, pull.id)
     if command is not None and command.filtered:
         chosen = [d for d in snap.dirspaces if command.selects(d)]
         if not chosen:

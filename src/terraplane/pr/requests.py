@@ -300,8 +300,7 @@ class RequestProcessor:
                 "config must set `allow_extra_args: true`.",
                 text,
             )
-        async with self.db.read() as conn:
-            planned = await apply_dirspaces(conn, api, pull, pr, snap, command, trigger)
+        planned = await apply_dirspaces(self.db, api, pull, pr, snap, command, trigger)
         if isinstance(planned, str) and trigger is Trigger.MERGE:
             async with self.db.write() as conn:  # nothing was waiting: just let go
                 await closing.let_go(conn, pull, f"#{pull.number} merged")

@@ -16,7 +16,7 @@ from terraplane.domain.jobs import JobStatus, retry_delay_seconds
 from terraplane.store.database import Database
 from terraplane.store.tables import jobs
 from terraplane.store.types import utcnow
-from terraplane.store.upsert import insert_or_ignore
+from terraplane.store.upsert import insert_returning
 
 NOTIFY_CHANNEL = "terraplane_jobs"
 
@@ -86,8 +86,11 @@ async def enqueue(
     if idempotency_key is None:
         row = (await conn.execute(jobs.insert().values(values).returning(jobs))).one()
         return _job(row)
-    await insert_or_ignore(conn, jobs, values)
-    row = (await conn.execute(select(jobs).where(jobs.c.idempotency_key == idempotency_key))).one()
+    row = await insert_returning(conn, jobs, values)
+    if row is None:  # the key was used: that job is the one
+        row = (
+            await conn.execute(select(jobs).where(jobs.c.idempotency_key == idempotency_key))
+        ).one()
     return _job(row)
 
 

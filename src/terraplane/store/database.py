@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from terraplane.domain.errors import InvalidInput
@@ -80,8 +81,14 @@ class Database:
             "pool_timeout": 30,
         }
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # SQLite has one writer. Writers of this process queue here, in order, instead of in
+        # SQLite's busy handler, which sleeps and retries (up to 100 ms a time): that made tail
+        # latencies of concurrent writes seconds long. Other processes still meet the busy
+        # handler.
+        self._sqlite_writer: asyncio.Lock | None = None
         if not self.is_postgres:
             configure_sqlite(self.engine.sync_engine)
+            self._sqlite_writer = asyncio.Lock()
 
     @property
     def is_postgres(self) -> bool:
@@ -89,9 +96,32 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            if not self.is_postgres:
+        if self._sqlite_writer is None:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        try:
+            await asyncio.wait_for(self._sqlite_writer.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, Exception("database is locked (waited for a writer)")
+            ) from None
+        try:
+            async with self.engine.connect() as conn:
                 conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                async with conn.begin():
+                    yield conn
+        finally:
+            self._sqlite_writer.release()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL only: every statement commits on its own, for a write that is one
+        statement (no BEGIN/COMMIT round trips)."""
+        if not self.is_postgres:
+            raise RuntimeError("autocommit() is for PostgreSQL; use write() on SQLite")
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             async with conn.begin():
                 yield conn
 
