@@ -11,6 +11,9 @@ BENCHMARKS = [
     ["bench.queue", "--slots", "4"],
     ["bench.queue", "--slots", "16"],
     ["bench.engine"],
+    ["bench.webhooks"],
+    ["bench.change_detection"],
+    ["bench.pr_latency"],
     ["bench.controlplane", "--tenants", "1000"],
 ]
 

@@ -11,7 +11,11 @@ import pytest
 
 from terraplane.engine.checkouts import Checkouts
 from terraplane.github.app import GitHubApp
-from terraplane.pr.changes import changed_files
+from terraplane.pr.changes import (
+    changed_files_from_api,
+    changed_files_from_git,
+    listed_by_api,
+)
 from tests.support.github import GitHubStandIn
 
 IDENTITY = ["-c", "user.name=dev", "-c", "user.email=dev@example.com"]
@@ -35,7 +39,8 @@ def git(cwd: Path, *args: str) -> str:
 async def test_files_come_from_every_page(app: GitHubApp, github: GitHubStandIn) -> None:
     names = [f"stacks/s{i:03d}/main.tf" for i in range(250)]
     github.pull_files[("acme/infra", 7)] = names
-    files = await changed_files(app, 1, "acme/infra", 7, len(names), Path("/nonexistent"), "", "")
+    assert listed_by_api(len(names))
+    files = await changed_files_from_api(app, 1, "acme/infra", 7)
     assert files == sorted(names)
     pages = [path for method, path, _ in github.requests if method == "GET"]
     assert len(pages) == 3 and "per_page=100" in pages[0]
@@ -66,8 +71,9 @@ async def test_beyond_the_api_cap_files_come_from_git(
     git(work, "push", "-q", "origin", "HEAD:refs/pull/9/head")
 
     github.pull_files[("acme/infra", 9)] = names
-    api_only = await changed_files(app, 1, "acme/infra", 9, 3000, Path("/x"), base, head)
+    api_only = await changed_files_from_api(app, 1, "acme/infra", 9)
     assert len(api_only) == 3000  # what the API gives: truncated
+    assert listed_by_api(3000) and not listed_by_api(3502)
 
     mirror = await Checkouts(tmp_path / "checkouts").ensure(
         bare.as_uri(),
@@ -75,5 +81,5 @@ async def test_beyond_the_api_cap_files_come_from_git(
         ["+refs/heads/main:refs/heads/main", "+refs/pull/9/head:refs/pull/9/head"],
         None,
     )
-    files = await changed_files(app, 1, "acme/infra", 9, 3502, mirror, base, head)
+    files = await changed_files_from_git(mirror, base, head)
     assert len(files) == 3502 and "old/moved.tf" in files and "new/moved.tf" in files

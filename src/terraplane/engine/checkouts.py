@@ -94,12 +94,25 @@ class Checkouts:
         return self.root / "mirrors" / f"{name}-{digest}.git"
 
     async def _has_commits(self, mirror: Path, shas: Sequence[str]) -> bool:
-        for sha in shas:
-            try:
-                await git("cat-file", "-e", f"{sha}^{{commit}}", cwd=mirror)
-            except CheckoutError:
-                return False
-        return True
+        """Whether the mirror holds every commit (one git process for all of them)."""
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "cat-file",
+            "--batch-check",
+            cwd=mirror,
+            env=_git_env(None),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        request = "".join(f"{sha}^{{commit}}\n" for sha in shas).encode()
+        out, _ = await asyncio.wait_for(proc.communicate(request), GIT_TIMEOUT_SECONDS)
+        lines = out.decode(errors="replace").splitlines()
+        return (
+            proc.returncode == 0
+            and len(lines) == len(shas)
+            and all(line.split()[1:2] == ["commit"] for line in lines)
+        )
 
     async def ensure(
         self,
@@ -147,12 +160,18 @@ class Checkouts:
         self, mirror: Path, head: str, base: str | None = None, path: Path | None = None
     ) -> Path:
         """A fresh worktree of `head` (at `path`, or a new directory), merged into `base` when
-        given. Worktrees removed without git (a run directory deleted) are pruned here."""
+        given."""
         path = path or self.root / "worktrees" / uuid.uuid4().hex
         path.parent.mkdir(parents=True, exist_ok=True)
         async with file_lock(mirror.with_suffix(".lock")):
-            await git("worktree", "prune", cwd=mirror)
-            await git("worktree", "add", "--detach", "--quiet", str(path), base or head, cwd=mirror)
+            add = ("worktree", "add", "--detach", "--quiet", str(path), base or head)
+            try:
+                await git(*add, cwd=mirror)
+            except CheckoutError:
+                # A worktree whose directory was deleted without git (a finished run's) still
+                # holds its name; prune those, then try again.
+                await git("worktree", "prune", cwd=mirror)
+                await git(*add, cwd=mirror)
         if base is not None:
             try:
                 await git(
@@ -177,7 +196,7 @@ class Checkouts:
             try:
                 await git("worktree", "remove", "--force", str(path), cwd=mirror)
             except CheckoutError:
-                shutil.rmtree(path, ignore_errors=True)
+                await asyncio.to_thread(shutil.rmtree, path, True)
                 await git("worktree", "prune", cwd=mirror)
 
 
@@ -189,28 +208,38 @@ def inside(root: Path, relative: str) -> Path:
     return target
 
 
-async def list_files(mirror: Path, commit: str) -> list[str]:
-    """Every file path in `commit`'s tree."""
-    out = await git("ls-tree", "-r", "--name-only", "-z", commit, cwd=mirror)
-    return [p for p in out.split("\0") if p]
+async def list_tree(mirror: Path, commit: str) -> dict[str, str]:
+    """Every file in `commit`'s tree: path -> blob id."""
+    out = await git("ls-tree", "-r", "-z", "--full-tree", commit, cwd=mirror)
+    tree: dict[str, str] = {}
+    for entry in out.split("\0"):
+        meta, tab, path = entry.partition("\t")
+        fields = meta.split()
+        if tab and len(fields) == 3 and fields[1] == "blob":
+            tree[path] = fields[2]
+    return tree
 
 
-async def read_files(mirror: Path, commit: str, paths: Sequence[str]) -> dict[str, str]:
-    """The text of `paths` in `commit` (missing ones are left out), read by one
-    `git cat-file --batch` process however many there are."""
-    if not paths:
+async def read_blobs(mirror: Path, blobs: dict[str, str]) -> dict[str, str]:
+    """The text of each path's blob (path -> blob id, as `list_tree` gives), read by one
+    `git cat-file --batch` process however many there are. Asking by blob id, not by
+    `commit:path`, matters: a path lookup walks the trees, and a directory with thousands of
+    entries made that seconds long."""
+    if not blobs:
         return {}
     proc = await asyncio.create_subprocess_exec(
         "git",
         "cat-file",
         "--batch",
+        "--buffer",
         cwd=mirror,
         env=_git_env(None),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    request = "".join(f"{commit}:{p}\n" for p in paths).encode()
+    paths = list(blobs)
+    request = "".join(f"{blobs[p]}\n" for p in paths).encode()
     out, err = await asyncio.wait_for(proc.communicate(request), GIT_TIMEOUT_SECONDS)
     if proc.returncode != 0:
         raise CheckoutError(f"git cat-file failed: {err.decode(errors='replace').strip()}")

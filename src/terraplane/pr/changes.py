@@ -37,16 +37,6 @@ async def changed_files_from_git(mirror: Path, base: str, head: str) -> list[str
     return sorted(set(fields[1::2]))
 
 
-async def changed_files(
-    app: GitHubApp,
-    installation_id: int,
-    repo: str,
-    number: int,
-    changed_count: int,
-    mirror: Path,
-    base: str,
-    head: str,
-) -> list[str]:
-    if changed_count > API_FILE_LIMIT:
-        return await changed_files_from_git(mirror, base, head)
-    return await changed_files_from_api(app, installation_id, repo, number)
+def listed_by_api(changed_count: int) -> bool:
+    """Whether the files API lists all of a pull request's `changed_count` files."""
+    return changed_count <= API_FILE_LIMIT

@@ -12,6 +12,7 @@ longer the pull request's head is dropped (the newer push has its own).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,11 @@ from terraplane.github.api import WRITE_PERMISSIONS, GitHubApi, PullRequest
 from terraplane.github.app import GitHubApp, GitHubError
 from terraplane.observability.logs import get_logger
 from terraplane.pr import closing, commands, locks, snapshot
-from terraplane.pr.changes import changed_files
+from terraplane.pr.changes import (
+    changed_files_from_api,
+    changed_files_from_git,
+    listed_by_api,
+)
 from terraplane.pr.commands import NewCommand, NewDirspace
 from terraplane.pr.planning import apply_dirspaces, plan_dirspaces
 from terraplane.pr.pulls import Pull, pull_values, save_pull
@@ -215,6 +220,33 @@ class RequestProcessor:
         trigger: Trigger,
     ) -> dict[str, Any]:
         text = command.text if command else "plan"
+        wants_changes = request.kind != "unblocked" and not (command and command.filtered)
+        # The files API answers while the mirror fetches (beyond its cap, git answers later).
+        api_files = (
+            asyncio.create_task(
+                changed_files_from_api(
+                    api.app, request.installation_id, pull.repository, pull.number
+                )
+            )
+            if wants_changes and listed_by_api(pr.changed_files)
+            else None
+        )
+        try:
+            return await self._plan_head(request, api, pull, command, trigger, text, api_files)
+        finally:
+            if api_files is not None and not api_files.done():
+                api_files.cancel()
+
+    async def _plan_head(
+        self,
+        request: Request,
+        api: GitHubApi,
+        pull: Pull,
+        command: Command | None,
+        trigger: Trigger,
+        text: str,
+        api_files: asyncio.Task[list[str]] | None,
+    ) -> dict[str, Any]:
         snap = await self._snapshot(request, api, pull, CommandKind.PLAN, text)
         if isinstance(snap, dict):
             return snap
@@ -245,15 +277,12 @@ class RequestProcessor:
                     text,
                 )
         else:
-            changed = await changed_files(
-                api.app,
-                request.installation_id,
-                pull.repository,
-                pull.number,
-                pr.changed_files,
-                snap.mirror,
-                snap.base or pull.base_sha,
-                pull.head_sha,
+            changed = (
+                await api_files
+                if api_files is not None
+                else await changed_files_from_git(
+                    snap.mirror, snap.base or pull.base_sha, pull.head_sha
+                )
             )
             selected = affected(snap.dirspaces, changed, snap.graph)
             if trigger is Trigger.AUTOPLAN:

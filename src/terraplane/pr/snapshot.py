@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from terraplane.engine.checkouts import CheckoutError, Checkouts, git, list_files, read_files
+from terraplane.engine.checkouts import CheckoutError, Checkouts, git, list_tree, read_blobs
 from terraplane.pr.pulls import Pull
 from terraplane.repoconfig.dirspaces import Dirspace, expand
 from terraplane.repoconfig.model import (
@@ -53,11 +53,12 @@ async def take(checkouts: Checkouts, pull: Pull, token: str | None) -> Snapshot:
     """The snapshot of the pull request's head. Raises ConfigError for a broken config and
     CheckoutError when the repository cannot be read."""
     mirror, base = await fetch(checkouts, pull, token)
-    files = await list_files(mirror, pull.head_sha)
-    present = set(files)
-    config_files = [f for f in (*TERRAPLANE_FILES, *ATLANTIS_FILES) if f in present]
-    config = parse_repo_config(await read_files(mirror, pull.head_sha, config_files))
-    texts = await read_files(mirror, pull.head_sha, terraform_files(files))
+    tree = await list_tree(mirror, pull.head_sha)
+    files = list(tree)
+    config_files = [f for f in (*TERRAPLANE_FILES, *ATLANTIS_FILES) if f in tree]
+    wanted = [*config_files, *terraform_files(files)]
+    texts = await read_blobs(mirror, {path: tree[path] for path in wanted})
+    config = parse_repo_config({f: texts[f] for f in config_files if f in texts})
     graph = module_graph(texts)
     dirspaces = expand(config, files, module_dirs(graph))
     return Snapshot(mirror, pull.head_sha, base, files, config, dirspaces, graph)

@@ -253,6 +253,11 @@ class Worker:
     def _on_done(self, lane: Lane, task: asyncio.Task[None]) -> None:
         lane.running.pop(task, None)
         lane.slot_free.set()
+        # A finished job often enqueued the next step (a run's result, a command's runs):
+        # the other lanes look now rather than at their next poll (SQLite has no NOTIFY).
+        for other in self.lanes:
+            if other is not lane:
+                other.wake.set()
 
     async def stop(self, grace_seconds: float) -> None:
         """Claim nothing more; give running jobs `grace_seconds`, then cancel and hand back."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +21,7 @@ from sqlalchemy import select, update
 
 from terraplane.domain.errors import NotFound
 from terraplane.domain.roles import Role
-from terraplane.domain.runs import RunStatus
+from terraplane.domain.runs import RunSpec, RunStatus
 from terraplane.engine.binaries import EngineBinaries
 from terraplane.engine.redaction import Redactor
 from terraplane.engine.terraform import TerraformCommands, run_environment
@@ -143,7 +142,7 @@ class RunExecutor:
             watcher.cancel()
             self.cancels.unwatch(run_id)
             await asyncio.gather(watcher, return_exceptions=True)
-            self._discard(workdir)
+            self._discard(run.spec, workdir)
         await logs.stop()
         async with self.db.write() as conn:
             await logs.close(conn)
@@ -293,9 +292,9 @@ class RunExecutor:
             .values(lock_id=None, lock_info=None, locked_by=None, locked_at=None)
         )
 
-    def _discard(self, workdir: Path) -> None:
+    def _discard(self, spec: RunSpec, workdir: Path) -> None:
         """Remove a finished run's directory in the background: the slot need not wait."""
-        task = asyncio.create_task(asyncio.to_thread(shutil.rmtree, workdir, True))
+        task = asyncio.create_task(self.sources.discard(spec, workdir))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from terraplane.domain.runs import BlueprintSource, DirectorySource, GitSource, RunSpec
 from terraplane.engine.archives import unpack_cached
-from terraplane.engine.checkouts import Checkouts, inside
+from terraplane.engine.checkouts import CheckoutError, Checkouts, inside
 from terraplane.engine.process import kill_orphans
 from terraplane.github.app import GitHubApp
 from terraplane.observability.logs import get_logger
@@ -59,6 +59,18 @@ class RunSources:
         )
         await asyncio.to_thread(_copy_module, origin, workdir)
         return workdir
+
+    async def discard(self, spec: RunSpec, workdir: Path) -> None:
+        """Remove a run's directory (a worktree through git, so its mirror forgets it)."""
+        source = spec.source
+        if isinstance(source, GitSource):
+            mirror = self.checkouts.mirror_path(source.clone_url)
+            try:
+                await self.checkouts.remove(mirror, workdir)
+                return
+            except CheckoutError as exc:
+                log.warning("could not remove a worktree", path=str(workdir), error=str(exc))
+        await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _worktree(self, source: GitSource, workdir: Path) -> Path:
         token = None
