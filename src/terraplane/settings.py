@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from terraplane.domain.errors import InvalidInput
+
 DEFAULT_TERRAFORM_MIRROR = "https://releases.hashicorp.com"
 
 
@@ -79,9 +81,6 @@ class Settings(BaseSettings):
     github_private_key: str = Field(
         default="", description="the App's private key: PEM text, or the path of a PEM file"
     )
-    github_private_key_file: Path | None = Field(
-        default=None, description="a file holding the App's private key, instead"
-    )
     github_webhook_secret: str = Field(
         default="",
         # TERRAPLANE_GITHUB_WEBHOOK_SECRETS is read too (the name before 0.1 was settled).
@@ -126,18 +125,18 @@ class Settings(BaseSettings):
         """The PEM text: TERRAPLANE_GITHUB_PRIVATE_KEY holds it or names its file."""
         key = self.github_private_key.strip()
         if key and "-----BEGIN" not in key:
-            return Path(key).expanduser().read_text()
-        if key:
-            return self.github_private_key
-        if self.github_private_key_file is not None:
-            return self.github_private_key_file.read_text()
-        return ""
+            try:
+                return Path(key).expanduser().read_text()
+            except OSError as exc:
+                raise InvalidInput(
+                    "TERRAPLANE_GITHUB_PRIVATE_KEY is neither PEM text nor a readable file "
+                    f"({exc.strerror})"
+                ) from exc
+        return self.github_private_key
 
     @property
     def github_configured(self) -> bool:
-        return bool(
-            self.github_app_id and (self.github_private_key or self.github_private_key_file)
-        )
+        return bool(self.github_app_id and self.github_private_key)
 
     @property
     def checkouts_dir(self) -> Path:

@@ -4,6 +4,7 @@ posts statuses, with real git and real terraform."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -279,7 +280,7 @@ def test_applies_follow_depends_on_and_a_failure_stops_later_layers(
     final_status(world, repo, head, "terraplane/plan")
     gh.comment(repo, number, "alice", "terraplane apply")
     statuses = final_status(world, repo, head, "terraplane/apply")
-    assert statuses["terraplane/apply: net: net"] == "failure"
+    assert statuses["terraplane/apply: net"] == "failure"
     assert statuses["terraplane/apply: app"] == "error"
     assert statuses["terraplane/apply: dns"] == "error"
     body = comment_of(world, repo, number)
@@ -348,9 +349,11 @@ workflows:
         - init
         - run: ./check.sh
         - plan
+        - run: ./show.sh
 """
 
 CHECK = '#!/bin/sh\necho "checked $PROJECT_NAME in $WORKSPACE of PR $PULL_NUM"\n'
+SHOW = '#!/bin/sh\nprintf "showfile: "; head -c 18 "$SHOWFILE"; echo\n'
 
 
 def test_an_atlantis_repository_works_unchanged(world: PullRequestWorld) -> None:
@@ -359,6 +362,7 @@ def test_an_atlantis_repository_works_unchanged(world: PullRequestWorld) -> None
         "atlantis.yaml": ATLANTIS,
         "web/main.tf": stack("w1"),
         "web/check.sh": CHECK,
+        "web/show.sh": SHOW,
         "db/main.tf": stack("d1"),
         "shared/settings.txt": "one\n",
     }
@@ -366,12 +370,13 @@ def test_an_atlantis_repository_works_unchanged(world: PullRequestWorld) -> None
     gh.branch(repo, "shared", {"shared/settings.txt": "two\n"}, "shared settings")
     number = gh.open_pull(repo, "shared")
     statuses = final_status(world, repo, head_of(world, repo, number), "terraplane/plan")
-    assert statuses == {"terraplane/plan: web: web": "success", "terraplane/plan": "success"}
+    assert statuses == {"terraplane/plan: web": "success", "terraplane/plan": "success"}
     (command,) = commands(world, repo, number)
     run_id = command["dirspaces"][0]["run_id"]
     with world.server.client(Role.VIEWER) as client:
         log = client.get(f"/api/v1/runs/{run_id}/log").text
     assert f"checked web in default of PR {number}" in log
+    assert 'showfile: {"format_version"' in log  # the plan as JSON, for steps after it
 
 
 def test_merging_applies_when_the_repository_asks_for_it(world: PullRequestWorld) -> None:
@@ -480,3 +485,52 @@ def test_webhooks_need_a_valid_signature(world: PullRequestWorld) -> None:
     answer = httpx.post(world.github.webhook_url or "", content=body, headers=headers)
     assert answer.status_code == 401
     assert COMMENT_LIMIT == 65_536
+
+
+def test_pull_requests_locks_runs_and_states_from_the_cli(world: PullRequestWorld) -> None:
+    from tests.integration.test_cli import cli
+
+    gh = world.github
+    repo = new_repo(world, {"app/main.tf": stack("v1")})
+    gh.branch(repo, "x", {"app/main.tf": stack("v2")}, "v2")
+    number = gh.open_pull(repo, "x")
+    head = head_of(world, repo, number)
+    final_status(world, repo, head, "terraplane/plan")
+    gh.comment(repo, number, "alice", "terraplane apply")
+    world.wait(
+        "the apply", lambda: gh.latest_statuses(repo, head).get("terraplane/apply") == "success"
+    )
+
+    def ok(role: Role, *args: str) -> str:
+        env = {"TERRAPLANE_URL": world.server.url, "TERRAPLANE_TOKEN": world.server.tokens[role]}
+        result = cli(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert f"{repo}#{number}\topen" in ok(Role.VIEWER, "pull", "list", "--repo", repo)
+    shown = ok(Role.VIEWER, "pull", "show", repo, str(number))
+    assert "plan\tsucceeded" in shown and "apply\tsucceeded" in shown
+    (lock,) = json.loads(ok(Role.VIEWER, "lock", "list", "--repo", repo, "--json"))
+    assert lock["dir"] == "app" and lock["pull_request"] == number
+    refused = cli(
+        "lock",
+        "release",
+        str(lock["id"]),
+        env={
+            "TERRAPLANE_URL": world.server.url,
+            "TERRAPLANE_TOKEN": world.server.tokens[Role.OPERATOR],
+        },
+    )
+    assert refused.returncode == 1 and "needs the admin role" in refused.stderr
+    assert "released lock" in ok(Role.ADMIN, "lock", "release", str(lock["id"]))
+    assert ok(Role.VIEWER, "lock", "list", "--repo", repo).strip() == ""
+
+    state = f"github/{repo}/app/ws.default"
+    runs = ok(Role.VIEWER, "run", "list", "--workspace", state)
+    apply_run = runs.splitlines()[0].split("\t")
+    assert apply_run[1:3] == ["apply", "succeeded"]
+    assert "Apply complete!" in ok(Role.VIEWER, "run", "log", apply_run[0], "--follow")
+    versions = ok(Role.VIEWER, "state", "versions", state).splitlines()
+    assert len(versions) >= 1
+    serial = versions[-1].split("\t")[0]
+    assert "is current again" in ok(Role.OPERATOR, "state", "rollback", state, "--serial", serial)

@@ -84,3 +84,26 @@ def test_unknown_role_is_a_usage_error() -> None:
     result = cli("token", "create", "--name", "x", "--role", "root")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "root" in result.stderr
+
+
+def test_a_github_app_key_that_cannot_be_read_is_one_sentence(tmp_path: Path) -> None:
+    env = {
+        "TERRAPLANE_DATA_DIR": str(tmp_path),
+        "TERRAPLANE_GITHUB_APP_ID": "1",
+        "TERRAPLANE_GITHUB_PRIVATE_KEY": str(tmp_path / "missing.pem"),
+    }
+    result = cli("serve", "--port", "1", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: TERRAPLANE_GITHUB_PRIVATE_KEY is neither PEM text nor a readable file "
+        "(No such file or directory)"
+    )
+    (tmp_path / "bad.pem").write_text("not a key")
+    result = cli(
+        "serve",
+        "--port",
+        "1",
+        env={**env, "TERRAPLANE_GITHUB_PRIVATE_KEY": str(tmp_path / "bad.pem")},
+    )
+    assert "error: the GitHub App private key is not a PEM private key" in result.stderr
+    assert "Traceback" not in result.stderr

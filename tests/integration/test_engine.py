@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import http.server
 import io
+import json
 import shutil
 import subprocess
 import threading
@@ -152,3 +153,69 @@ async def test_unknown_version_and_bad_input(mirror: tuple[str, Path], tmp_path:
 async def test_unpinned_engine_comes_from_path(tmp_path: Path) -> None:
     binaries = EngineBinaries(tmp_path / "engines", {"terraform": "http://127.0.0.1:9"})
     assert str(await binaries.resolve("terraform", None)) == terraform_binary()
+
+
+BEFORE = """
+resource "null_resource" "keep" {
+  triggers = { v = "1" }
+}
+resource "null_resource" "gone" {
+  triggers = { v = "1" }
+}
+resource "null_resource" "replace" {
+  triggers = { v = "1" }
+}
+resource "null_resource" "many" {
+  count    = 2
+  triggers = { v = "1" }
+}
+output "o" { value = "1" }
+"""
+
+AFTER = """
+resource "null_resource" "keep" {
+  triggers = { v = "1" }
+}
+resource "null_resource" "replace" {
+  triggers = { v = "2" }
+}
+resource "null_resource" "many" {
+  count    = 3
+  triggers = { v = "1" }
+}
+resource "null_resource" "new" {}
+output "o" { value = "2" }
+output "p" { value = "x" }
+"""
+
+
+def test_the_plan_summary_read_from_terraforms_output_equals_show_json(
+    tmp_path: Path, terraform_cli_config: Path
+) -> None:
+    """The summary Terraplane reads from `terraform plan`'s output (saving a `show -json`
+    process per run) is the one `show -json` gives: created, destroyed, replaced, counted
+    resources and outputs, with this terraform."""
+    from terraplane.domain.plans import summarize_plan, summarize_plan_output
+
+    env = {**run_environment(plugin_cache_dir=tmp_path / "cache", cli_config=terraform_cli_config)}
+
+    def tf(*args: str) -> str:
+        done = subprocess.run(
+            [terraform_binary(), *args, "-no-color"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode in (0, 2), done.stderr
+        return done.stdout
+
+    (tmp_path / "main.tf").write_text(BEFORE)
+    tf("init", "-input=false")
+    tf("apply", "-auto-approve", "-input=false")
+    (tmp_path / "main.tf").write_text(AFTER)
+    output = tf("plan", "-input=false", "-detailed-exitcode", "-out=p.tfplan")
+    from_json = summarize_plan(json.loads(tf("show", "-json", "p.tfplan")))
+    assert summarize_plan_output(output) == from_json
+    assert (from_json.add, from_json.destroy, from_json.outputs_changed) == (3, 2, 2)

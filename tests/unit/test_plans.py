@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from terraplane.domain.plans import summarize_plan
+from terraplane.domain.plans import summarize_plan, summarize_plan_output
 
 PLAN = {
     "format_version": "1.0",
@@ -51,3 +51,42 @@ def test_summary_holds_no_values() -> None:
     text = json.dumps(summarize_plan(PLAN).model_dump())
     for secret in ("hunter2-old", "hunter2-new", "s3cr3t", "tok-value-1"):
         assert secret not in text
+
+
+OTHER_ACTIONS = """\
+OpenTofu will perform the following actions:
+
+  # aws_instance.web will be updated in-place
+  ~ resource "aws_instance" "web" {
+      ~ instance_type = "t3.small" -> "t3.large"
+    }
+
+  # aws_instance.old is tainted, so must be replaced
+-/+ resource "aws_instance" "old" {
+    }
+
+  # data.aws_ami.latest will be read during apply
+  # (config refers to values not yet known)
+ <= data "aws_ami" "latest" {
+    }
+
+  # module.app.aws_s3_bucket.logs["a b"] will be created
+  + resource "aws_s3_bucket" "logs" {
+    }
+
+Plan: 2 to add, 1 to change, 1 to destroy.
+"""
+
+
+def test_a_summary_from_plan_output() -> None:
+    summary = summarize_plan_output(OTHER_ACTIONS)
+    assert summary is not None
+    assert (summary.add, summary.change, summary.destroy) == (2, 1, 1)
+    assert [(r.address, r.actions) for r in summary.resources] == [
+        ("aws_instance.web", ["update"]),
+        ("aws_instance.old", ["delete", "create"]),
+        ('module.app.aws_s3_bucket.logs["a b"]', ["create"]),
+    ]
+    nothing = summarize_plan_output("No changes. Your infrastructure matches the configuration.")
+    assert nothing is not None and not nothing.has_changes
+    assert summarize_plan_output("Error: Invalid reference\n") is None  # ask show -json instead

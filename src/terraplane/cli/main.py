@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from terraplane import __version__
-from terraplane.cli import controlplane
+from terraplane.cli import controlplane, operations
 from terraplane.cli.client import ApiError
 from terraplane.domain.errors import TerraplaneError
 from terraplane.domain.roles import Role
@@ -41,6 +41,10 @@ for _name, _sub in (
     ("deployment", controlplane.deployment_app),
     ("rollout", controlplane.rollout_app),
     ("drift", controlplane.drift_app),
+    ("pull", operations.pull_app),
+    ("lock", operations.lock_app),
+    ("run", operations.run_app),
+    ("state", operations.state_app),
 ):
     app.add_typer(_sub, name=_name)
 log = get_logger("terraplane.cli")

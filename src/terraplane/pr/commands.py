@@ -74,8 +74,11 @@ class DirspaceRow:
 
     @property
     def label(self) -> str:
-        where = self.dir if self.workspace == "default" else f"{self.dir} ({self.workspace})"
-        return f"{self.name}: {where}" if self.name else where
+        """How comments and statuses name it: its configured name, else its directory (and
+        workspace, outside `default`)."""
+        if self.name:
+            return self.name
+        return self.dir if self.workspace == "default" else f"{self.dir} ({self.workspace})"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terraplane.domain.plans import plan_text, summarize_plan
+from terraplane.domain.plans import PlanSummary, plan_text, summarize_plan, summarize_plan_output
 from terraplane.domain.runs import RunOperation, RunSpec, RunStatus, WorkflowStep
 from terraplane.engine.checkouts import CheckoutError, inside
 from terraplane.engine.process import ProcessResult, run_process
@@ -61,6 +61,7 @@ class Workflow:
     store_plan: StorePlan | None
     values: dict[str, Any] = field(default_factory=dict)
     _planned: int | None = None  # the exit code of this run's plan step, once it ran
+    _show_file_wanted: bool = False
 
     @property
     def module_dir(self) -> Path:
@@ -70,7 +71,9 @@ class Workflow:
         steps = self.spec.steps or default_steps(self.operation)
         self.tf.env.update(self._step_variables())
         try:
-            for step in steps:
+            for i, step in enumerate(steps):
+                # A `run` step after a plan may read SHOWFILE, the plan as JSON.
+                self._show_file_wanted = any(s.kind == "run" for s in steps[i + 1 :])
                 await self._step(step)
         except StepFailed as exc:
             result = exc.result
@@ -140,12 +143,19 @@ class Workflow:
         if plan.exit_code not in (0, 2) or plan.cancelled or plan.timed_out:
             raise StepFailed("plan failed", plan)
         self._planned = plan.exit_code
-        # Without changes the summary is all zeros; `show -json` would only repeat that.
-        plan_json = await self.tf.show_json(PLAN_FILE) if plan.exit_code == 2 else {}
-        if plan_json:
-            await asyncio.to_thread((self.module_dir / SHOW_FILE).write_text, json.dumps(plan_json))
-            self.tf.env["SHOWFILE"] = str(self.module_dir / SHOW_FILE)
-        summary = summarize_plan(plan_json)
+        # The summary comes from the plan's own output; `show -json` (a terraform process,
+        # ~0.2 s) only when a later step may read the JSON or the output is not one we read.
+        # Without changes the summary is all zeros.
+        summary = PlanSummary()
+        if plan.exit_code == 2:
+            parsed = summarize_plan_output("".join(output))
+            if parsed is None or self._show_file_wanted:
+                plan_json = await self.tf.show_json(PLAN_FILE)
+                show_file = self.module_dir / SHOW_FILE
+                await asyncio.to_thread(show_file.write_text, json.dumps(plan_json))
+                self.tf.env["SHOWFILE"] = str(show_file)
+                parsed = summarize_plan(plan_json)
+            summary = parsed
         redact = Redactor(self.spec.secret_values())
         self.values.update(
             has_changes=plan.exit_code == 2,
