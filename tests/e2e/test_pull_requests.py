@@ -534,3 +534,16 @@ def test_pull_requests_locks_runs_and_states_from_the_cli(world: PullRequestWorl
     assert len(versions) >= 1
     serial = versions[-1].split("\t")[0]
     assert "is current again" in ok(Role.OPERATOR, "state", "rollback", state, "--serial", serial)
+
+
+def test_quick_pushes_plan_each_head_one_after_the_other(world: PullRequestWorld) -> None:
+    """Two heads planned at once would fight over the dirspace's state lock; the second plan
+    waits for the first instead."""
+    gh = world.github
+    repo = new_repo(world, {"app/main.tf": stack("v1")})
+    gh.branch(repo, "x", {"app/main.tf": stack("v2")}, "v2")
+    number = gh.open_pull(repo, "x")
+    first = head_of(world, repo, number)
+    second = gh.push_to_pull(repo, number, {"app/main.tf": stack("v3")})
+    assert final_status(world, repo, first, "terraplane/plan")["terraplane/plan"] == "success"
+    assert final_status(world, repo, second, "terraplane/plan")["terraplane/plan"] == "success"

@@ -97,8 +97,10 @@ async def create_run(
     created_by: str,
     idempotency_key: str | None = None,
 ) -> Run:
-    """Record a run and enqueue the job that executes it. Writing runs are exclusive per
-    workspace: the queue never runs two of them at once, on any number of workers."""
+    """Record a run and enqueue the job that executes it. Runs that write, or that take the
+    state's lock (a pull request's plan does), are exclusive per workspace: the queue never
+    runs two of them at once, on any number of workers, so a second plan waits for the first
+    instead of failing on its state lock. Runs that only look (drift checks) are not."""
     validate_engine(spec.engine, spec.version)
     if idempotency_key is not None:
         existing = (
@@ -129,7 +131,9 @@ async def create_run(
         RUN_JOB_KIND,
         {"run_id": row.id},
         idempotency_key=idempotency_key,
-        exclusive_key=workspace_exclusive_key(workspace) if operation.writes else None,
+        exclusive_key=(
+            workspace_exclusive_key(workspace) if operation.writes or spec.lock_state else None
+        ),
         max_attempts=3,
     )
     row = (
