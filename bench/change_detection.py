@@ -17,14 +17,11 @@ import asyncio
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import median, row
-from terraplane.domain.pullrequests import PullState
 from terraplane.engine.checkouts import Checkouts
 from terraplane.pr import snapshot
-from terraplane.pr.pulls import Pull
 from terraplane.repoconfig.modules import ChangedFiles, affected
 
 MODULES = 50
@@ -93,29 +90,13 @@ def build(root: Path, dirspaces: int, changed: int) -> tuple[str, str]:
 
 
 async def measure(url: str, head: str, mirror_root: Path, changed: list[str]) -> dict[str, float]:
-    now = datetime.now(UTC)
-    pull = Pull(
-        1,
-        "acme/mono",
-        1,
-        None,
-        url,
-        "change",
-        "dev",
-        head,
-        "change",
-        "",
-        "main",
-        False,
-        False,
-        PullState.OPEN,
-        now,
-    )
+    refspecs = ("+refs/pull/1/head:refs/pull/1/head", "+refs/heads/main:refs/heads/main")
+    commit = snapshot.Commit(url, head, refspecs, "main")
     checkouts = Checkouts(mirror_root)
     t0 = time.perf_counter()
-    await snapshot.fetch(checkouts, pull, None)
+    await snapshot.fetch(checkouts, commit, None)
     t1 = time.perf_counter()
-    snap = await snapshot.take(checkouts, pull, None)  # fetches again (warm), then reads
+    snap = await snapshot.take(checkouts, commit, None)  # fetches again (warm), then reads
     t2 = time.perf_counter()
     hit = affected(snap.dirspaces, ChangedFiles(changed), snap.graph)
     t3 = time.perf_counter()

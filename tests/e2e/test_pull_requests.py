@@ -547,3 +547,75 @@ def test_quick_pushes_plan_each_head_one_after_the_other(world: PullRequestWorld
     second = gh.push_to_pull(repo, number, {"app/main.tf": stack("v3")})
     assert final_status(world, repo, first, "terraplane/plan")["terraplane/plan"] == "success"
     assert final_status(world, repo, second, "terraplane/plan")["terraplane/plan"] == "success"
+
+
+def test_drift_of_a_repositorys_default_branch(world: PullRequestWorld) -> None:
+    gh = world.github
+    repo = new_repo(world, {"app/main.tf": stack("v1"), "net/main.tf": stack("n1")})
+    gh.branch(repo, "x", {"app/main.tf": stack("v2"), "net/main.tf": stack("n2")}, "both")
+    number = gh.open_pull(repo, "x")
+    head = head_of(world, repo, number)
+    final_status(world, repo, head, "terraplane/plan")
+    gh.comment(repo, number, "alice", "terraplane apply")
+    world.wait(
+        "the apply", lambda: gh.latest_statuses(repo, head).get("terraplane/apply") == "success"
+    )
+    gh.merge_pull(repo, number)
+    app, net = (f"github/{repo}/{d}/ws.default" for d in ("app", "net"))
+
+    with world.server.client() as client:
+        name = f"repo-{uuid.uuid4().hex[:6]}"
+        body = {"name": name, "cron": "0 3 * * *", "repository": repo, "window_seconds": 0}
+        created = client.post("/api/v1/drift/schedules", json=body)
+        assert created.status_code == 201, created.text
+        bad = client.post(
+            "/api/v1/drift/schedules",
+            json={**body, "name": f"{name}-x", "environment": "dev"},
+        )
+        assert bad.status_code == 422 and "not both" in bad.json()["detail"]
+        unknown = client.post(
+            "/api/v1/drift/schedules", json={**body, "name": f"{name}-y", "repository": "no/repo"}
+        )
+        assert unknown.status_code == 404
+
+        def statuses() -> dict[str, str]:
+            rows = client.get("/api/v1/drift").json()["workspaces"]
+            return {r["workspace"]: r["status"] for r in rows if r["workspace"] in (app, net)}
+
+        assert client.post(f"/api/v1/drift/schedules/{name}/run").status_code == 202
+        world.wait("both checked", lambda: statuses() == {app: "ok", net: "ok"})
+
+        # Out of band: a resource disappears from app's state.
+        state = json.loads(client.get(f"/api/v1/state/{app}").content)
+        state["resources"], state["serial"] = [], state["serial"] + 1
+        assert client.post(f"/api/v1/state/{app}", content=json.dumps(state)).status_code == 200
+        check = client.post("/api/v1/drift/checks", json={"workspace": app})
+        assert check.status_code == 202, check.text
+        op_id = check.json()["operation"]["id"]
+        world.wait(
+            "the check",
+            lambda: client.get(f"/api/v1/operations/{op_id}").json()["status"] == "succeeded",
+        )
+        assert statuses()[app] == "drifted"
+
+        lock = {"ID": "out-of-band", "Operation": "OperationTypeApply", "Who": "bob@laptop"}
+        assert (
+            client.request("LOCK", f"/api/v1/state/{app}", content=json.dumps(lock)).status_code
+            == 200
+        )
+        refused = client.post("/api/v1/drift/checks", json={"workspace": app})
+        assert refused.status_code == 409 and "locked by bob@laptop" in refused.json()["detail"]
+        assert (
+            client.request("UNLOCK", f"/api/v1/state/{app}", content=json.dumps(lock)).status_code
+            == 200
+        )
+
+        # Reconcile: the schedule applies the drift it finds.
+        assert (
+            client.patch(f"/api/v1/drift/schedules/{name}", json={"reconcile": True}).status_code
+            == 200
+        )
+        assert client.post(f"/api/v1/drift/schedules/{name}/run").status_code == 202
+        world.wait("reconciled", lambda: statuses().get(app) == "ok", timeout=180)
+        restored = json.loads(client.get(f"/api/v1/state/{app}").content)
+        assert [r["name"] for r in restored["resources"]] == ["item"]

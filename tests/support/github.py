@@ -528,6 +528,9 @@ def _routes(s: GitHubStandIn) -> list[Route]:
             raise ApiError(404, "Not Found")
         return name
 
+    def repository(m: re.Match[str], q: dict[str, Any], body: Any) -> Any:
+        return s.repo_object(full(m))
+
     def pull(m: re.Match[str], q: dict[str, Any], body: Any) -> Any:
         key = (full(m), int(m["number"]))
         if key not in s.pulls:
@@ -651,6 +654,7 @@ def _routes(s: GitHubStandIn) -> list[Route]:
         return 201, s.issue_token()
 
     return [
+        ("GET", re.compile(repo), repository),
         ("GET", re.compile(rf"{repo}/pulls/(?P<number>\d+)"), pull),
         ("GET", re.compile(rf"{repo}/pulls/(?P<number>\d+)/files"), files),
         ("GET", re.compile(rf"{repo}/pulls/(?P<number>\d+)/reviews"), reviews),

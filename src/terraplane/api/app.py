@@ -30,7 +30,12 @@ from terraplane.api.routes import (
     tokens,
 )
 from terraplane.controlplane.deployments import OPERATION_FINISHED_JOB_KIND, Deployments
-from terraplane.controlplane.drift import CHECK_JOB_KIND, FIRE_JOB_KIND, DriftScheduler
+from terraplane.controlplane.drift import (
+    CHECK_JOB_KIND,
+    FIRE_JOB_KIND,
+    REPOSITORY_JOB_KIND,
+    DriftScheduler,
+)
 from terraplane.controlplane.rollouts import ADVANCE_JOB_KIND, Rollouts
 from terraplane.engine.binaries import EngineBinaries
 from terraplane.engine.checkouts import Checkouts
@@ -39,6 +44,7 @@ from terraplane.governance.tokens import PrincipalCache
 from terraplane.pr.closing import REQUEST_JOB_KIND
 from terraplane.pr.commands import ADVANCE_JOB_KIND as PR_ADVANCE_JOB_KIND
 from terraplane.pr.commands import FEEDBACK_JOB_KIND
+from terraplane.pr.drift import RepositoryDrift
 from terraplane.pr.driver import CommandDriver
 from terraplane.pr.events import DeliveryProcessor
 from terraplane.pr.feedback import Feedback
@@ -72,6 +78,8 @@ def build_context(settings: Settings) -> AppContext:
         if settings.github_configured
         else None
     )
+    checkouts = Checkouts(settings.checkouts_dir)
+    repository_drift = RepositoryDrift(db, checkouts, github)
     return AppContext(
         settings=settings,
         db=db,
@@ -86,9 +94,11 @@ def build_context(settings: Settings) -> AppContext:
             deployments,
             settings.environment_chain,
             timedelta(seconds=settings.drift_retry_seconds),
+            repository_drift,
         ),
         github=github,
-        checkouts=Checkouts(settings.checkouts_dir),
+        checkouts=checkouts,
+        repository_drift=repository_drift,
     )
 
 
@@ -101,7 +111,11 @@ def build_worker(ctx: AppContext) -> Worker:
     driver = CommandDriver(ctx.db)
     handlers: dict[str, Handler] = {
         RUN_JOB_KIND: executor,
-        RUN_FINISHED_JOB_KIND: fan_out(ctx.deployments.on_run_finished, driver.on_run_finished),
+        RUN_FINISHED_JOB_KIND: fan_out(
+            ctx.deployments.on_run_finished,
+            driver.on_run_finished,
+            ctx.repository_drift.on_run_finished,
+        ),
         OPERATION_FINISHED_JOB_KIND: ctx.rollouts.on_operation_finished,
         ADVANCE_JOB_KIND: ctx.rollouts.on_advance,
         FIRE_JOB_KIND: ctx.drift.on_fire,
@@ -111,10 +125,11 @@ def build_worker(ctx: AppContext) -> Worker:
         REQUEST_JOB_KIND: RequestProcessor(ctx.db, ctx.checkouts, ctx.github),
         FEEDBACK_JOB_KIND: Feedback(ctx.db, ctx.github, s.base_url),
         EXPIRE_JOB_KIND: PlanRetention(ctx.db, timedelta(hours=s.plan_retention_hours)),
+        REPOSITORY_JOB_KIND: ctx.repository_drift.on_fire,
     }
     # GitHub and git work (API calls, fetches) gets its own lane: a slow GitHub must not hold
     # up the bookkeeping of runs, nor a long queue of runs hold up comments.
-    github = [REQUEST_JOB_KIND, FEEDBACK_JOB_KIND]
+    github = [REQUEST_JOB_KIND, FEEDBACK_JOB_KIND, REPOSITORY_JOB_KIND]
     events = sorted(kind for kind in handlers if kind != RUN_JOB_KIND and kind not in github)
     return Worker(
         ctx.db,

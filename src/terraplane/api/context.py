@@ -13,6 +13,7 @@ from terraplane.engine.binaries import EngineBinaries
 from terraplane.engine.checkouts import Checkouts
 from terraplane.github.app import GitHubApp
 from terraplane.governance.tokens import PrincipalCache
+from terraplane.pr.drift import RepositoryDrift
 from terraplane.queue.worker import Worker
 from terraplane.settings import Settings
 from terraplane.statebackend.service import StateBackend
@@ -31,6 +32,7 @@ class AppContext:
     rollouts: Rollouts
     drift: DriftScheduler
     checkouts: Checkouts
+    repository_drift: RepositoryDrift
     github: GitHubApp | None = None
     worker: Worker | None = None
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))

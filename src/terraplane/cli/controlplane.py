@@ -344,7 +344,7 @@ def drift_list(url: str = Url, token: str = Token, as_json: bool = Json) -> None
 
 
 def _schedule_line(s: dict[str, Any]) -> str:
-    scope = f"{s['blueprint'] or '*'}/{s['environment'] or '*'}"
+    scope = s.get("repository") or f"{s['blueprint'] or '*'}/{s['environment'] or '*'}"
     state = "enabled" if s["enabled"] else "disabled"
     flags = "".join(f" {flag}" for flag in ("reconcile", "refresh_only") if s[flag])
     return f"{s['name']}: '{s['cron']}' over {scope}, {state}{flags}, next {s['next_fire_at']}"
@@ -356,6 +356,9 @@ def schedule_create(
     cron: str = typer.Option(..., "--cron", help="Five-field cron, UTC (e.g. '0 3 * * *')."),
     blueprint: str = typer.Option(None, "--blueprint", help="Only this blueprint's deployments."),
     environment: str = typer.Option(None, "--environment", help="Only this environment."),
+    repository: str = typer.Option(
+        None, "--repository", help="Or: the dirspaces of this repository's default branch."
+    ),
     window: int = typer.Option(
         None, "--window", help="Spread the checks over this many seconds after each firing."
     ),
@@ -371,6 +374,7 @@ def schedule_create(
         "cron": cron,
         "blueprint": blueprint,
         "environment": environment,
+        "repository": repository,
         "window_seconds": window,
         "reconcile": reconcile,
         "refresh_only": refresh_only,

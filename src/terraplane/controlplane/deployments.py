@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.blueprints import get_version
-from terraplane.controlplane.operations import active_run_started
+from terraplane.controlplane.operations import active_run_started, record_drift
 from terraplane.controlplane.targets import (
     DeploymentCreate,
     DeploymentUpdate,
@@ -47,7 +47,6 @@ from terraplane.store.database import Database
 from terraplane.store.encryption import Keyring, open_json, seal_json
 from terraplane.store.tables import (
     deployments,
-    drift_results,
     operation_runs,
     operations,
     promotions,
@@ -244,6 +243,8 @@ class Deployments:
             op = (
                 await conn.execute(select(operations).where(operations.c.id == link.operation_id))
             ).one()
+            if op.deployment_id is None:
+                return None  # a repository's drift check: not a deployment's
             if OperationStatus(op.status).final:
                 return {"operation": op.id, "status": op.status}  # a repeated event
             run = await runs.get_run(conn, run_id)
@@ -259,7 +260,7 @@ class Deployments:
             return await self._record_drift(conn, dep, op, run)
         if ok and op.kind == OperationKind.RECONCILE.value:
             # The apply made the infrastructure match the configuration again.
-            await self._set_drift(conn, dep.workspace, DriftStatus.OK, run)
+            await record_drift(conn, dep.workspace, DriftStatus.OK, run)
         if ok and purpose is RunPurpose.DESTROY:
             await self._set_status(conn, dep, DeploymentStatus.DESTROYED)
             return await self._finish_op(conn, op, OperationStatus.SUCCEEDED)
@@ -332,7 +333,7 @@ class Deployments:
             status = DriftStatus.DRIFTED if run.has_changes else DriftStatus.OK
         else:
             status = DriftStatus.ERROR
-        await self._set_drift(conn, dep.workspace, status, run)
+        await record_drift(conn, dep.workspace, status, run)
         if status is DriftStatus.DRIFTED and op.reconcile:
             target = await self._stored_target(conn, dep, dep.version, dep.variables)
             await self._set_status(conn, dep, DeploymentStatus.APPLYING)
@@ -350,21 +351,6 @@ class Deployments:
         return await self._finish_op(conn, op, OperationStatus.SUCCEEDED)
 
     # -- internals -----------------------------------------------------------------------
-
-    @staticmethod
-    async def _set_drift(
-        conn: AsyncConnection, workspace: str, status: DriftStatus, run: runs.Run
-    ) -> None:
-        values = {
-            "status": status.value,
-            "run_id": run.id,
-            "summary": run.plan_summary,
-            "checked_at": utcnow(),
-        }
-        if not await insert_or_ignore(conn, drift_results, {"workspace": workspace, **values}):
-            await conn.execute(
-                update(drift_results).where(drift_results.c.workspace == workspace).values(**values)
-            )
 
     async def _stored_target(
         self, conn: AsyncConnection, dep: Any, version: str, sealed: bytes
@@ -391,6 +377,7 @@ class Deployments:
                 operations.insert()
                 .values(
                     deployment_id=dep.id,
+                    workspace=dep.workspace,
                     kind=kind.value,
                     status=OperationStatus.PENDING.value,
                     target_version=target.version,

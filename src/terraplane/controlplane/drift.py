@@ -9,16 +9,21 @@ nothing.
   computed from the present (no burst of catch-up firings).
 - `schedules.next_fire_at` names the current firing; a `drift.fire` job for any other time (the
   schedule was changed or disabled meanwhile) is stale and does nothing.
-- A `drift.check` starts a drift-check operation through `Deployments.check_drift`, which
-  refuses a busy deployment, a locked state or a check already under way. Refused checks are
-  retried every `retry` until the schedule's next firing, then skipped.
+- A `drift.check` starts a drift-check operation through `check` — a deployment's
+  (`Deployments.check_drift`) or a repository workspace's (`RepositoryChecks`, from
+  pull-request automation) — which refuses a busy workspace, a locked state or a check already
+  under way. Refused checks are retried every `retry` until the schedule's next firing, then
+  skipped.
+- A schedule over a repository (the dirspaces of its default branch) fires a
+  `drift.repository` job instead, which reads the branch (GitHub and git work) and enqueues
+  the checks itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
@@ -35,7 +40,7 @@ from terraplane.observability.logs import get_logger
 from terraplane.queue import jobs as jobstore
 from terraplane.queue.worker import JobContext
 from terraplane.store.database import Database
-from terraplane.store.tables import deployments, drift_schedules
+from terraplane.store.tables import deployments, drift_schedules, github_repositories
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_returning
 
@@ -43,7 +48,22 @@ log = get_logger(__name__)
 
 FIRE_JOB_KIND = "drift.fire"
 CHECK_JOB_KIND = "drift.check"
+REPOSITORY_JOB_KIND = "drift.repository"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+
+
+class RepositoryChecks(Protocol):
+    """Drift checks of repository workspaces (pull-request automation provides them)."""
+
+    async def check(
+        self,
+        conn: AsyncConnection,
+        workspace: str,
+        who: Principal,
+        *,
+        refresh_only: bool = False,
+        reconcile: bool = False,
+    ) -> int: ...
 
 
 class ScheduleCreate(BaseModel):
@@ -51,6 +71,8 @@ class ScheduleCreate(BaseModel):
     cron: str = Field(min_length=1, max_length=128)
     blueprint: str | None = None
     environment: str | None = None
+    # Or: the dirspaces of a repository's default branch (owner/name).
+    repository: str | None = Field(default=None, max_length=256)
     window_seconds: int | None = None
     reconcile: bool = False
     refresh_only: bool = False
@@ -71,6 +93,7 @@ def _describe(row: Any) -> dict[str, Any]:
         "cron": row.cron,
         "blueprint": row.blueprint,
         "environment": row.environment,
+        "repository": row.repository,
         "window_seconds": row.window_seconds,
         "reconcile": row.reconcile,
         "refresh_only": row.refresh_only,
@@ -89,6 +112,28 @@ class DriftScheduler:
     deployments: Deployments
     chain: list[str]
     retry: timedelta
+    repositories: RepositoryChecks | None = None
+
+    async def check(
+        self,
+        conn: AsyncConnection,
+        workspace: str,
+        who: Principal,
+        *,
+        refresh_only: bool = False,
+        reconcile: bool = False,
+    ) -> int:
+        """Start a drift check of any workspace: a deployment's or a repository's."""
+        try:
+            return await self.deployments.check_drift(
+                conn, workspace, who, refresh_only=refresh_only, reconcile=reconcile
+            )
+        except NotFound:
+            if self.repositories is None:
+                raise
+        return await self.repositories.check(
+            conn, workspace, who, refresh_only=refresh_only, reconcile=reconcile
+        )
 
     # -- schedules ----------------------------------------------------------------------
 
@@ -97,6 +142,23 @@ class DriftScheduler:
     ) -> dict[str, Any]:
         cron = rules.validate_cron(req.cron)
         rules.validate_window(req.window_seconds)
+        if req.repository is not None:
+            if req.blueprint is not None or req.environment is not None:
+                raise Unprocessable(
+                    "a schedule checks a repository or deployments (blueprint, environment), "
+                    "not both"
+                )
+            known = (
+                await conn.execute(
+                    select(github_repositories.c.id).where(
+                        github_repositories.c.full_name == req.repository
+                    )
+                )
+            ).first()
+            if known is None:
+                raise NotFound(
+                    f"repository {req.repository!r} is not one the GitHub App is installed on"
+                )
         if req.blueprint is not None:
             await get_blueprint(conn, req.blueprint)
         if req.environment is not None and req.environment not in self.chain:
@@ -112,6 +174,7 @@ class DriftScheduler:
                 "cron": cron,
                 "blueprint": req.blueprint,
                 "environment": req.environment,
+                "repository": req.repository,
                 "window_seconds": req.window_seconds,
                 "reconcile": req.reconcile,
                 "refresh_only": req.refresh_only,
@@ -214,6 +277,31 @@ class DriftScheduler:
             ).one_or_none()
             if row is None or not row.enabled or (not manual and row.next_fire_at != fire_at):
                 return {"stale": True}
+            now = utcnow()
+            next_fire = rules.next_fire(row.cron, max(now, fire_at))
+            span = rules.window(row.cron, fire_at, row.window_seconds)
+            if row.repository is not None:
+                # Which workspaces is a question for git and GitHub: another job's work.
+                await jobstore.enqueue(
+                    conn,
+                    REPOSITORY_JOB_KIND,
+                    {
+                        "schedule_id": row.id,
+                        "fire_at": fire_at.isoformat(),
+                        "deadline": next_fire.isoformat(),
+                        "window_seconds": span.total_seconds(),
+                    },
+                    idempotency_key=f"drift-repository:{row.id}:{fire_at.isoformat()}:{manual}",
+                    max_attempts=6,
+                )
+                await conn.execute(
+                    update(drift_schedules)
+                    .where(drift_schedules.c.id == row.id)
+                    .values(last_fired_at=now)
+                )
+                if not manual:
+                    await self._plan_next(conn, row, max(now, fire_at))
+                return {"schedule": row.name, "repository": row.repository}
             query = select(deployments.c.workspace).where(
                 deployments.c.status != DeploymentStatus.DESTROYED.value
             )
@@ -224,14 +312,11 @@ class DriftScheduler:
             workspaces = list(
                 (await conn.execute(query.order_by(deployments.c.workspace))).scalars()
             )
-            now = utcnow()
             # Checks refused for a busy workspace are retried until the next cron firing.
-            next_fire = rules.next_fire(row.cron, max(now, fire_at))
-            span = rules.window(row.cron, fire_at, row.window_seconds)
             for workspace, offset in zip(
                 workspaces, rules.spread(len(workspaces), span), strict=True
             ):
-                await self._enqueue_check(
+                await enqueue_check(
                     conn, row.id, fire_at, workspace, 1, fire_at + offset, next_fire
                 )
             await conn.execute(
@@ -243,31 +328,6 @@ class DriftScheduler:
                 await self._plan_next(conn, row, max(now, fire_at))
         log.info("drift schedule fired", schedule=row.name, workspaces=len(workspaces))
         return {"schedule": row.name, "workspaces": len(workspaces)}
-
-    async def _enqueue_check(
-        self,
-        conn: AsyncConnection,
-        schedule_id: int,
-        fire_at: datetime,
-        workspace: str,
-        attempt: int,
-        start_at: datetime,
-        deadline: datetime,
-    ) -> None:
-        await jobstore.enqueue(
-            conn,
-            CHECK_JOB_KIND,
-            {
-                "schedule_id": schedule_id,
-                "fire_at": fire_at.isoformat(),
-                "workspace": workspace,
-                "attempt": attempt,
-                "deadline": deadline.isoformat(),
-            },
-            idempotency_key=f"drift-check:{schedule_id}:{fire_at.isoformat()}:{workspace}:{attempt}",
-            delay=max(timedelta(0), start_at - utcnow()),
-            max_attempts=10,
-        )
 
     async def on_check(self, ctx: JobContext) -> dict[str, Any] | None:
         """`drift.check`: start one workspace's check, or try again later when it is busy."""
@@ -284,7 +344,7 @@ class DriftScheduler:
             who = Principal(token_id=0, name=f"drift-schedule:{row.name}", role=Role.OPERATOR)
             try:
                 async with conn.begin_nested():
-                    op_id = await self.deployments.check_drift(
+                    op_id = await self.check(
                         conn,
                         workspace,
                         who,
@@ -292,7 +352,7 @@ class DriftScheduler:
                         reconcile=row.reconcile,
                     )
             except NotFound:
-                return {"workspace": workspace, "skipped": "the deployment is gone"}
+                return {"workspace": workspace, "skipped": "the workspace is gone"}
             except TerraplaneError as exc:  # busy, locked, already being checked
                 retry_at = utcnow() + self.retry
                 deadline = datetime.fromisoformat(p["deadline"])
@@ -304,7 +364,7 @@ class DriftScheduler:
                         attempts=p["attempt"],
                     )
                     return {"workspace": workspace, "skipped": str(exc)}
-                await self._enqueue_check(
+                await enqueue_check(
                     conn,
                     row.id,
                     datetime.fromisoformat(p["fire_at"]),
@@ -315,3 +375,29 @@ class DriftScheduler:
                 )
                 return {"workspace": workspace, "retry_at": retry_at.isoformat(), "why": str(exc)}
         return {"workspace": workspace, "operation": op_id}
+
+
+async def enqueue_check(
+    conn: AsyncConnection,
+    schedule_id: int,
+    fire_at: datetime,
+    workspace: str,
+    attempt: int,
+    start_at: datetime,
+    deadline: datetime,
+) -> None:
+    """One workspace's check for one firing, due at `start_at` (retried until `deadline`)."""
+    await jobstore.enqueue(
+        conn,
+        CHECK_JOB_KIND,
+        {
+            "schedule_id": schedule_id,
+            "fire_at": fire_at.isoformat(),
+            "workspace": workspace,
+            "attempt": attempt,
+            "deadline": deadline.isoformat(),
+        },
+        idempotency_key=f"drift-check:{schedule_id}:{fire_at.isoformat()}:{workspace}:{attempt}",
+        delay=max(timedelta(0), start_at - utcnow()),
+        max_attempts=10,
+    )

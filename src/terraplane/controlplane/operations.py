@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.deployments import DeploymentStatus, DriftStatus, OperationStatus
 from terraplane.domain.errors import NotFound
 from terraplane.domain.runs import RunStatus
 from terraplane.runs import service as runs
-from terraplane.store.tables import deployments, drift_results, operation_runs, operations
+from terraplane.store.tables import (
+    deployments,
+    drift_results,
+    operation_runs,
+    operations,
+    repository_workspaces,
+)
+from terraplane.store.types import utcnow
+from terraplane.store.upsert import insert_or_ignore
 
 
 async def tenant_history(conn: AsyncConnection, tenant: str) -> list[dict[str, Any]]:
@@ -54,6 +62,7 @@ async def describe_operation(conn: AsyncConnection, operation_id: int) -> dict[s
     return {
         "id": op.id,
         "deployment_id": op.deployment_id,
+        "workspace": op.workspace,
         "kind": op.kind,
         "status": status,
         "target_version": op.target_version,
@@ -67,33 +76,33 @@ async def describe_operation(conn: AsyncConnection, operation_id: int) -> dict[s
 
 
 async def drift_report(conn: AsyncConnection) -> list[dict[str, Any]]:
-    """One row per live deployment workspace: its latest drift check."""
-    rows = (
-        await conn.execute(
-            select(
-                deployments.c.workspace,
-                drift_results.c.status,
-                drift_results.c.checked_at,
-                drift_results.c.run_id,
-            )
+    """One row per live workspace — deployments' and repositories' default branches' — with
+    its latest drift check."""
+    report: list[dict[str, Any]] = []
+    for source in (
+        select(deployments.c.workspace).where(
+            deployments.c.status != DeploymentStatus.DESTROYED.value
+        ),
+        select(repository_workspaces.c.workspace),
+    ):
+        live = source.subquery()
+        rows = await conn.execute(
+            select(live.c.workspace, drift_results.c.status, drift_results.c.checked_at)
+            .add_columns(drift_results.c.run_id)
             .select_from(
-                deployments.outerjoin(
-                    drift_results, drift_results.c.workspace == deployments.c.workspace
-                )
+                live.outerjoin(drift_results, drift_results.c.workspace == live.c.workspace)
             )
-            .where(deployments.c.status != DeploymentStatus.DESTROYED.value)
-            .order_by(deployments.c.workspace)
         )
-    ).all()
-    return [
-        {
-            "workspace": r.workspace,
-            "status": r.status or DriftStatus.NEVER_RUN.value,
-            "checked_at": r.checked_at.isoformat() if r.checked_at else None,
-            "run_id": r.run_id,
-        }
-        for r in rows
-    ]
+        report.extend(
+            {
+                "workspace": r.workspace,
+                "status": r.status or DriftStatus.NEVER_RUN.value,
+                "checked_at": r.checked_at.isoformat() if r.checked_at else None,
+                "run_id": r.run_id,
+            }
+            for r in rows.all()
+        )
+    return sorted(report, key=lambda r: r["workspace"])
 
 
 async def active_run_started(conn: AsyncConnection, deployment_id: int) -> bool:
@@ -109,3 +118,19 @@ async def active_run_started(conn: AsyncConnection, deployment_id: int) -> bool:
     if latest is None:
         return False
     return (await runs.get_run(conn, latest)).status is not RunStatus.QUEUED
+
+
+async def record_drift(
+    conn: AsyncConnection, workspace: str, status: DriftStatus, run: runs.Run
+) -> None:
+    """The workspace's latest drift result."""
+    values = {
+        "status": status.value,
+        "run_id": run.id,
+        "summary": run.plan_summary,
+        "checked_at": utcnow(),
+    }
+    if not await insert_or_ignore(conn, drift_results, {"workspace": workspace, **values}):
+        await conn.execute(
+            update(drift_results).where(drift_results.c.workspace == workspace).values(**values)
+        )

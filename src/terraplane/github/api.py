@@ -75,6 +75,10 @@ class GitHubApi:
         )
         return response.json() if response.content else None
 
+    async def repository(self, repo: str) -> RepoRef:
+        """The repository: its clone URL and default branch."""
+        return RepoRef.model_validate(await self._json("GET", _repo_path(repo)))
+
     async def pull(self, repo: str, number: int) -> PullRequest:
         return PullRequest.model_validate(
             await self._json("GET", f"{_repo_path(repo)}/pulls/{number}")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from terraplane.domain.errors import NotFound
 from terraplane.domain.pullrequests import PullState
 from terraplane.github.api import PullRequest
+from terraplane.pr.snapshot import Commit
 from terraplane.store.tables import pull_requests
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_returning
@@ -38,6 +39,11 @@ class Pull:
     @property
     def owner(self) -> str:
         return self.repository.partition("/")[0]
+
+    @property
+    def commit(self) -> Commit:
+        """Its head, to be merged into the tip of its base branch."""
+        return Commit(self.clone_url, self.head_sha, self.refspecs, self.base_ref)
 
     @property
     def refspecs(self) -> tuple[str, ...]:

@@ -199,7 +199,7 @@ class RequestProcessor:
             )
         token = await api.app.installation_token(request.installation_id)
         try:
-            return await snapshot.take(self.checkouts, pull, token)
+            return await snapshot.take(self.checkouts, pull.commit, token)
         except ConfigError as exc:
             return await self._record(
                 pull,
@@ -380,7 +380,7 @@ class RequestProcessor:
         if not pull.fork:
             token = await api.app.installation_token(request.installation_id)
             try:
-                snap = await snapshot.take(self.checkouts, pull, token)
+                snap = await snapshot.take(self.checkouts, pull.commit, token)
             except ConfigError:
                 snap = None
             if snap is not None and snap.config.apply_on_merge:

@@ -1,6 +1,7 @@
-"""What a pull request's head holds, as Terraplane needs it to decide: its repository config,
-its dirspaces and the local module graph, read from the host's mirror of the repository
-without a checkout (`git ls-tree` and one `git cat-file --batch`)."""
+"""What a commit holds, as Terraplane needs it to decide: its repository config, its
+dirspaces and the local module graph, read from the host's mirror of the repository without a
+checkout (`git ls-tree` and one `git cat-file --batch`). For a pull request's head, and for a
+default branch's tip (drift checks of repositories)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from terraplane.engine.checkouts import CheckoutError, Checkouts, git, list_tree, read_blobs
-from terraplane.pr.pulls import Pull
 from terraplane.repoconfig.dirspaces import Dirspace, expand
 from terraplane.repoconfig.model import (
     ATLANTIS_FILES,
@@ -17,6 +17,17 @@ from terraplane.repoconfig.model import (
     parse_repo_config,
 )
 from terraplane.repoconfig.modules import module_dirs, module_graph, terraform_files
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Where a commit comes from: the repository, the refs to fetch, the commit itself, and
+    the branch whose tip it is merged into (if any)."""
+
+    clone_url: str
+    head: str
+    refspecs: tuple[str, ...]
+    base_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,26 +45,33 @@ class Snapshot:
         return next((d for d in self.dirspaces if d.dir == dir and d.workspace == workspace), None)
 
 
-async def fetch(checkouts: Checkouts, pull: Pull, token: str | None) -> tuple[Path, str | None]:
-    """The mirror holding the pull request's head, fetched afresh so the base branch's tip is
-    current; returns it and that tip."""
-    mirror = await checkouts.ensure(
-        pull.clone_url, [pull.head_sha], pull.refspecs, token, refresh=True
-    )
+async def branch_tip(mirror: Path, branch: str) -> str | None:
     try:
-        base = (
-            await git("rev-parse", f"refs/heads/{pull.base_ref}^{{commit}}", cwd=mirror)
-        ).strip()
+        return (await git("rev-parse", f"refs/heads/{branch}^{{commit}}", cwd=mirror)).strip()
     except CheckoutError:
-        base = None
+        return None
+
+
+async def fetch(checkouts: Checkouts, commit: Commit, token: str | None) -> tuple[Path, str | None]:
+    """The mirror holding the commit, fetched afresh so the base branch's tip is current;
+    returns it and that tip."""
+    mirror = await checkouts.ensure(
+        commit.clone_url, [commit.head], commit.refspecs, token, refresh=True
+    )
+    base = await branch_tip(mirror, commit.base_ref) if commit.base_ref else None
     return mirror, base
 
 
-async def take(checkouts: Checkouts, pull: Pull, token: str | None) -> Snapshot:
-    """The snapshot of the pull request's head. Raises ConfigError for a broken config and
-    CheckoutError when the repository cannot be read."""
-    mirror, base = await fetch(checkouts, pull, token)
-    tree = await list_tree(mirror, pull.head_sha)
+async def take(checkouts: Checkouts, commit: Commit, token: str | None) -> Snapshot:
+    """The snapshot of the commit. Raises ConfigError for a broken config and CheckoutError
+    when the repository cannot be read."""
+    mirror, base = await fetch(checkouts, commit, token)
+    return await read(mirror, commit.head, base)
+
+
+async def read(mirror: Path, head: str, base: str | None = None) -> Snapshot:
+    """The snapshot of a commit the mirror holds."""
+    tree = await list_tree(mirror, head)
     files = list(tree)
     config_files = [f for f in (*TERRAPLANE_FILES, *ATLANTIS_FILES) if f in tree]
     wanted = [*config_files, *terraform_files(files)]
@@ -61,4 +79,4 @@ async def take(checkouts: Checkouts, pull: Pull, token: str | None) -> Snapshot:
     config = parse_repo_config({f: texts[f] for f in config_files if f in texts})
     graph = module_graph(texts)
     dirspaces = expand(config, files, module_dirs(graph))
-    return Snapshot(mirror, pull.head_sha, base, files, config, dirspaces, graph)
+    return Snapshot(mirror, head, base, files, config, dirspaces, graph)

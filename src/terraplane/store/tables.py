@@ -214,7 +214,10 @@ operations = Table(
     "operations",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("deployment_id", BigId, ForeignKey("deployments.id"), nullable=False),
+    # The deployment it changes; None for a drift check of a repository's workspace.
+    Column("deployment_id", BigId, ForeignKey("deployments.id"), nullable=True),
+    # The workspace it runs in (set for repository drift checks; a deployment's is its own).
+    Column("workspace", String(512), nullable=True),
     Column("kind", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("target_version", String(64), nullable=True),
@@ -310,6 +313,8 @@ drift_schedules = Table(
     Column("cron", String(128), nullable=False),
     Column("blueprint", String(128), ForeignKey("blueprints.name"), nullable=True),
     Column("environment", String(64), nullable=True),
+    # Or: the dirspaces of a repository's default branch (owner/name).
+    Column("repository", String(256), nullable=True),
     # Checks are spread over this many seconds after each firing; NULL: chosen from the period.
     Column("window_seconds", Integer, nullable=True),
     Column("reconcile", Boolean, nullable=False),
@@ -360,6 +365,20 @@ github_repositories = Table(
     Column("default_branch", String(256), nullable=True),
     Column("default_branch_sha", String(64), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The dirspaces of PR-automated repositories' default branches that drift schedules check:
+# what the latest look at the branch found, with the run spec a check of it uses.
+repository_workspaces = Table(
+    "repository_workspaces",
+    metadata,
+    Column("workspace", String(512), primary_key=True),
+    Column("repository", String(256), nullable=False),
+    Column("dir", String(512), nullable=False),
+    Column("terraform_workspace", String(128), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_repository_workspaces_repository", "repository"),
 )
 
 # A pull request, as of the latest event or API read.

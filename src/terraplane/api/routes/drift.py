@@ -37,11 +37,13 @@ class DriftCheck(BaseModel):
 )
 async def check(request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     """A normal `plan -detailed-exitcode` (or `-refresh-only`) against the workspace's current
-    configuration, without the state lock. 409 while the workspace is busy, its state is locked
-    or it is already being checked. With `reconcile`, drift found is applied at once."""
+    configuration, without the state lock: a deployment's, or a dirspace of a repository's
+    default branch (one a repository schedule has seen). 409 while the workspace is busy, its
+    state is locked or it is already being checked. With `reconcile`, drift found is applied
+    at once."""
     body = await parse_body(request, DriftCheck, ctx.settings.request_max_bytes)
     async with ctx.db.write() as conn:
-        op_id = await ctx.deployments.check_drift(
+        op_id = await ctx.drift.check(
             conn,
             body.workspace,
             principal,
@@ -66,8 +68,10 @@ async def list_all(_: Viewer, ctx: Ctx) -> JSONResponse:
 )
 async def create_schedule(request: Request, principal: Operator, ctx: Ctx) -> JSONResponse:
     """`cron` is five-field cron in UTC. The deployments checked are those of `blueprint` in
-    `environment` (either may be left out: all). Checks are spread over `window_seconds` after
-    each firing (default: half the period, at most an hour). `reconcile` applies drift found."""
+    `environment` (either may be left out: all) — or, with `repository` (owner/name), the
+    dirspaces of that repository's default branch. Checks are spread over `window_seconds`
+    after each firing (default: half the period, at most an hour). `reconcile` applies drift
+    found."""
     body = await parse_body(request, ScheduleCreate, ctx.settings.request_max_bytes)
     async with ctx.db.write() as conn:
         schedule = await ctx.drift.create(conn, body, principal)
