@@ -159,7 +159,7 @@ def create_app(settings: Settings, *, with_workers: bool = True) -> ASGIApp:
     the FastAPI app."""
     api = create_fastapi(settings, with_workers=with_workers)
     ctx: AppContext = api.state.ctx
-    return RequestContextMiddleware(HotPaths(api, ctx, github.HOT_PATHS))
+    return RequestContextMiddleware(HotPaths(api, ctx, [state.hot_path, github.hot_path]))
 
 
 def create_fastapi(settings: Settings, *, with_workers: bool = True) -> FastAPI:

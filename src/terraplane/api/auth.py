@@ -38,6 +38,21 @@ def _secret_from(request: Request) -> str:
 
 
 async def current_principal(request: Request, ctx: AppContext = Depends(app_context)) -> Principal:
+    return await authenticate_request(request, ctx)
+
+
+async def authorize(request: Request, ctx: AppContext, role: Role) -> Principal:
+    """The request's principal, when it holds `role` (or a higher one): 401/403 otherwise."""
+    principal = await authenticate_request(request, ctx)
+    if not principal.role.allows(role):
+        raise Forbidden(
+            f"this needs the {role.value} role; token {principal.name!r} has {principal.role.value}"
+        )
+    return principal
+
+
+async def authenticate_request(request: Request, ctx: AppContext) -> Principal:
+    """Who sent the request (a checked token, cached for a few seconds)."""
     secret = _secret_from(request)
     principal = ctx.principals.get(secret)
     if principal is None:
@@ -54,12 +69,7 @@ async def current_principal(request: Request, ctx: AppContext = Depends(app_cont
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits principals holding `role` (or a higher one)."""
 
-    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        if not principal.role.allows(role):
-            raise Forbidden(
-                f"this needs the {role.value} role; token {principal.name!r} has "
-                f"{principal.role.value}"
-            )
-        return principal
+    async def dependency(request: Request, ctx: AppContext = Depends(app_context)) -> Principal:
+        return await authorize(request, ctx, role)
 
     return dependency

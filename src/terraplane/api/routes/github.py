@@ -11,6 +11,7 @@ from sqlalchemy import select
 from terraplane.api.auth import require
 from terraplane.api.bodies import read_body
 from terraplane.api.context import AppContext, app_context
+from terraplane.api.hotpaths import HotHandler
 from terraplane.domain.errors import NotAuthenticated, Unavailable
 from terraplane.domain.roles import Role
 from terraplane.github import signatures
@@ -61,7 +62,8 @@ async def webhook(request: Request, ctx: Ctx) -> JSONResponse:
     return await receive_webhook(request, ctx)
 
 
-HOT_PATHS = {("POST", "/webhooks/github"): receive_webhook}
+def hot_path(method: str, path: str) -> HotHandler | None:
+    return receive_webhook if (method, path) == ("POST", "/webhooks/github") else None
 
 
 @router.get("/api/v1/github/deliveries", summary="The latest webhook deliveries, newest first")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from terraplane.api.auth import require
+from terraplane.api.auth import STATE_PREFIX, authorize, require
 from terraplane.api.bodies import json_body, parse_body, read_body
 from terraplane.api.context import AppContext, app_context
 from terraplane.domain.errors import Forbidden, InvalidInput, NotFound
 from terraplane.domain.roles import Role
-from terraplane.domain.state import MAX_LOCK_INFO_BYTES, parse_lock_info
+from terraplane.domain.state import MAX_LOCK_INFO_BYTES, RESERVED_SEGMENTS, parse_lock_info
 from terraplane.governance.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/state", tags=["state"])
@@ -85,8 +87,12 @@ async def rollback(name: str, request: Request, principal: Operator, ctx: Ctx) -
     return JSONResponse(version.as_json(), status_code=201)
 
 
-@router.get("/{name:path}", summary="Terraform http backend: read the current state")
-async def get_state(name: str, principal: Viewer, ctx: Ctx) -> Response:
+# Terraform's protocol: the four requests every plan and apply makes, served as hot paths
+# (`api.hotpaths`) by these functions; the routes below document them and call them too.
+
+
+async def read_state(request: Request, ctx: AppContext, name: str) -> Response:
+    principal = await authorize(request, ctx, Role.VIEWER)
     _scoped(principal, name)
     content = await ctx.state_backend.read_current(name)
     if content is None:
@@ -94,19 +100,78 @@ async def get_state(name: str, principal: Viewer, ctx: Ctx) -> Response:
     return Response(content, media_type="application/json")
 
 
-@router.post("/{name:path}", summary="Terraform http backend: write a new state version")
-async def post_state(
-    name: str,
-    request: Request,
-    principal: Operator,
-    ctx: Ctx,
-    lock_id: LockIdQuery = None,
-) -> Response:
+async def write_state(request: Request, ctx: AppContext, name: str) -> Response:
+    principal = await authorize(request, ctx, Role.OPERATOR)
     _scoped(principal, name)
+    lock_id = _lock_id(request)
     body = await read_body(request, ctx.settings.state_max_bytes)
     _check_md5(request, body)
-    await ctx.state_backend.write(name, body, lock_id or None, principal)
+    await ctx.state_backend.write(name, body, lock_id, principal)
     return Response(status_code=200)
+
+
+async def lock_state(request: Request, ctx: AppContext, name: str) -> Response:
+    principal = await authorize(request, ctx, Role.OPERATOR)
+    _scoped(principal, name)
+    info = parse_lock_info(await read_body(request, MAX_LOCK_INFO_BYTES))
+    await ctx.state_backend.lock(name, info, principal)
+    return JSONResponse(info)
+
+
+async def unlock_state(request: Request, ctx: AppContext, name: str) -> Response:
+    principal = await authorize(request, ctx, Role.OPERATOR)
+    _scoped(principal, name)
+    lock_id = _lock_id(request)
+    raw = await read_body(request, MAX_LOCK_INFO_BYTES)
+    if raw.strip():
+        lock_id = parse_lock_info(raw)["ID"]
+    await ctx.state_backend.unlock(name, lock_id, principal)
+    return Response(status_code=200)
+
+
+def _lock_id(request: Request) -> str | None:
+    """Terraform appends the lock it holds as `?ID=...` to writes (and may to unlocks)."""
+    value = request.query_params.get("ID")
+    if value is not None and len(value) > 128:
+        raise InvalidInput("the ID query parameter is longer than 128 characters")
+    return value or None
+
+
+PROTOCOL = {"GET": read_state, "POST": write_state, "LOCK": lock_state, "UNLOCK": unlock_state}
+
+
+def hot_path(method: str, path: str) -> Callable[[Request, AppContext], Awaitable[Response]] | None:
+    """The protocol handler for a request to a state itself (not to its history: a path with
+    a reserved segment, like `/versions`, is FastAPI's)."""
+    handler = PROTOCOL.get(method)
+    if handler is None or not path.startswith(STATE_PREFIX):
+        return None
+    name = path[len(STATE_PREFIX) :]
+    if not name or any(segment in RESERVED_SEGMENTS for segment in name.split("/")):
+        return None
+    return functools.partial(_named, handler, name)
+
+
+async def _named(
+    handler: Callable[[Request, AppContext, str], Awaitable[Response]],
+    name: str,
+    request: Request,
+    ctx: AppContext,
+) -> Response:
+    return await handler(request, ctx, name)
+
+
+@router.get("/{name:path}", summary="Terraform http backend: read the current state")
+async def get_state(name: str, request: Request, ctx: Ctx) -> Response:
+    return await read_state(request, ctx, name)
+
+
+@router.post("/{name:path}", summary="Terraform http backend: write a new state version")
+async def post_state(
+    name: str, request: Request, ctx: Ctx, lock_id: LockIdQuery = None
+) -> Response:
+    """Operator role; when the state is locked, `?ID=` must be the holder's lock id."""
+    return await write_state(request, ctx, name)
 
 
 @router.delete("/{name:path}", summary="Terraform http backend: delete the state")
@@ -117,24 +182,15 @@ async def delete_state(name: str, principal: Admin, ctx: Ctx) -> Response:
 
 
 @router.api_route("/{name:path}", methods=["LOCK"], summary="Terraform http backend: lock")
-async def lock_state(name: str, request: Request, principal: Operator, ctx: Ctx) -> Response:
-    _scoped(principal, name)
-    info = parse_lock_info(await read_body(request, MAX_LOCK_INFO_BYTES))
-    await ctx.state_backend.lock(name, info, principal)
-    return JSONResponse(info)
+async def lock_route(name: str, request: Request, ctx: Ctx) -> Response:
+    """Operator role; 423 with the holder's lock information when someone else holds it."""
+    return await lock_state(request, ctx, name)
 
 
 @router.api_route("/{name:path}", methods=["UNLOCK"], summary="Terraform http backend: unlock")
-async def unlock_state(
-    name: str,
-    request: Request,
-    principal: Operator,
-    ctx: Ctx,
-    lock_id: LockIdQuery = None,
+async def unlock_route(
+    name: str, request: Request, ctx: Ctx, lock_id: LockIdQuery = None
 ) -> Response:
-    _scoped(principal, name)
-    raw = await read_body(request, MAX_LOCK_INFO_BYTES)
-    if raw.strip():
-        lock_id = parse_lock_info(raw)["ID"]
-    await ctx.state_backend.unlock(name, lock_id or None, principal)
-    return Response(status_code=200)
+    """Operator role with the holder's lock; an empty body (`terraform force-unlock`) needs
+    the admin role."""
+    return await unlock_state(request, ctx, name)
