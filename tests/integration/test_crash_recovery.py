@@ -106,3 +106,61 @@ def _processes_working_in(directory: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_a_run_handed_back_at_shutdown_resumes_on_restart(
+    database_url: str, tmp_path: Path, terraform_cli_config: Path
+) -> None:
+    """SIGTERM with no grace left hands a running apply back to the queue (not counted as an
+    attempt); the restarted server resumes it — with new state credentials — to the end."""
+    upgrade(database_url)
+    env = {
+        "TF_CLI_CONFIG_FILE": str(terraform_cli_config),
+        "TERRAPLANE_SHUTDOWN_GRACE_SECONDS": "0",
+    }
+    server = ServerProcess(database_url=database_url, data_dir=tmp_path / "a", env_extra=env)
+    server.start()
+    token = make_token(database_url, "handback", Role.OPERATOR)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        assert client.post("/api/v1/blueprints", json={"name": "slow"}).status_code == 201
+        register(client, "slow", "1.0.0", example_archive(**{"main.tf": SLOW_CHECK}))
+        assert client.post("/api/v1/tenants", json={"name": "handback"}).status_code == 201
+        created = client.post(
+            "/api/v1/deployments",
+            json={
+                "tenant": "handback",
+                "environment": "dev",
+                "blueprint": "slow",
+                "version": "1.0.0",
+                "tier": "free",
+                "variables": {"tenant": "handback"},
+            },
+        )
+        assert created.status_code == 202, created.text
+        dep_id = created.json()["deployment"]["id"]
+        deadline = time.monotonic() + 60
+        while not any(
+            r["status"] == "running" and r["started_at"]
+            for r in client.get("/api/v1/runs").json()["runs"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)  # inside terraform's apply
+    server.stop()  # SIGTERM: the run is handed back
+
+    restarted = ServerProcess(database_url=database_url, data_dir=tmp_path / "a", env_extra=env)
+    restarted.start()
+    try:
+        with httpx.Client(base_url=restarted.url, headers=headers, timeout=60) as client:
+            deadline = time.monotonic() + 120
+            while client.get(f"/api/v1/deployments/{dep_id}").json()["status"] != "succeeded":
+                assert time.monotonic() < deadline, client.get(f"/api/v1/deployments/{dep_id}").text
+                time.sleep(0.5)
+            (run,) = client.get("/api/v1/runs").json()["runs"]
+            log = client.get(f"/api/v1/runs/{run['id']}/log").text
+            assert run["status"] == "succeeded"
+            assert "the worker stopped; another worker will resume this run" in log
+            assert log.count("Apply complete!") == 1
+    finally:
+        restarted.stop()

@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from terraplane.domain.jobs import JobStatus
 from terraplane.queue import jobs as q
@@ -180,3 +180,46 @@ async def test_a_handler_completes_its_job_atomically_with_its_writes(db: Databa
         assert taken is not None and taken.status is JobStatus.RUNNING
         assert taken.lease_owner == "w2" and not stale.completed
         assert (await q.queued_by_kind(conn)).get("follow-up") == 1  # the stale one rolled back
+
+
+async def test_a_lane_claims_one_ahead_and_a_slot_can_be_handed_on_early(db: Database) -> None:
+    """One slot: at most one handler runs at a time, a second job is claimed (its lease held)
+    while it waits, and a handler that releases its slot lets the next start before it ends."""
+    from terraplane.queue.worker import JobContext, Worker
+
+    async with db.write() as conn:
+        for i in range(3):
+            await q.enqueue(conn, "k", {"i": i})
+    events: list[str] = []
+    first_may_end = asyncio.Event()
+
+    async def handler(ctx: JobContext) -> dict[str, object]:
+        i = ctx.job.payload["i"]
+        events.append(f"start {i}")
+        if i == 0:
+            async with db.read() as conn:
+                claimed = (
+                    await conn.execute(
+                        select(jobs.c.id).where(jobs.c.status == JobStatus.RUNNING.value)
+                    )
+                ).all()
+            events.append(f"running {len(claimed)}")  # this one and the one claimed ahead
+            ctx.release_slot()  # the work that needed the slot is done
+            await first_may_end.wait()
+        events.append(f"end {i}")
+        if i == 1:
+            first_may_end.set()
+        return {}
+
+    worker = Worker(db, {"k": handler}, slots=1, poll_seconds=0.05)
+    worker.start()
+    try:
+        for _ in range(200):
+            if events.count("end 0") + events.count("end 1") + events.count("end 2") == 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop(5)
+    assert events[:3] == ["start 0", "running 2", "start 1"]  # 1 started before 0 ended
+    assert events.index("end 1") < events.index("end 0")
+    assert sorted(e for e in events if e.startswith("end")) == ["end 0", "end 1", "end 2"]

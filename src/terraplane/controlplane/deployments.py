@@ -16,7 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.blueprints import get_version
-from terraplane.controlplane.operations import active_run_started, record_drift
+from terraplane.controlplane.operations import (
+    active_run_started,
+    record_drift,
+    refuse_if_locked,
+)
 from terraplane.controlplane.targets import (
     DeploymentCreate,
     DeploymentUpdate,
@@ -50,7 +54,6 @@ from terraplane.store.tables import (
     operation_runs,
     operations,
     promotions,
-    states,
 )
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_or_ignore, insert_returning
@@ -173,17 +176,7 @@ class Deployments:
         ).first()
         if checking is not None:
             raise Conflict(f"{workspace} is already being checked (operation {checking.id})")
-        lock = (
-            await conn.execute(
-                select(states.c.lock_id, states.c.lock_info).where(states.c.name == workspace)
-            )
-        ).one_or_none()
-        if lock is not None and lock.lock_id is not None:
-            holder = lock.lock_info or {}
-            raise Conflict(
-                f"the state of {workspace} is locked by {holder.get('Who') or 'someone'} "
-                f"(lock {lock.lock_id}); check it when it is free"
-            )
+        await refuse_if_locked(conn, workspace)
         target = await self._stored_target(conn, dep, dep.version, dep.variables)
         return await self._start(
             conn,

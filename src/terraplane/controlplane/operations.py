@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.deployments import DeploymentStatus, DriftStatus, OperationStatus
-from terraplane.domain.errors import NotFound
+from terraplane.domain.errors import Conflict, NotFound
 from terraplane.domain.runs import RunStatus
 from terraplane.runs import service as runs
 from terraplane.store.tables import (
@@ -17,6 +17,7 @@ from terraplane.store.tables import (
     operation_runs,
     operations,
     repository_workspaces,
+    states,
 )
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_or_ignore
@@ -133,4 +134,20 @@ async def record_drift(
     if not await insert_or_ignore(conn, drift_results, {"workspace": workspace, **values}):
         await conn.execute(
             update(drift_results).where(drift_results.c.workspace == workspace).values(**values)
+        )
+
+
+async def refuse_if_locked(conn: AsyncConnection, workspace: str) -> None:
+    """409 naming the holder when the workspace's state is locked: someone is applying (out
+    of band, maybe), and a drift check then would report half an apply."""
+    lock = (
+        await conn.execute(
+            select(states.c.lock_id, states.c.lock_info).where(states.c.name == workspace)
+        )
+    ).one_or_none()
+    if lock is not None and lock.lock_id is not None:
+        holder = lock.lock_info or {}
+        raise Conflict(
+            f"the state of {workspace} is locked by {holder.get('Who') or 'someone'} "
+            f"(lock {lock.lock_id}); check it when it is free"
         )

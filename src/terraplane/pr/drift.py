@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.drift import enqueue_check
-from terraplane.controlplane.operations import record_drift
+from terraplane.controlplane.operations import record_drift, refuse_if_locked
 from terraplane.domain import drift as rules
 from terraplane.domain.deployments import DriftStatus, OperationKind, OperationStatus, RunPurpose
 from terraplane.domain.errors import Conflict, NotFound
@@ -45,7 +45,6 @@ from terraplane.store.tables import (
     operation_runs,
     operations,
     repository_workspaces,
-    states,
 )
 from terraplane.store.tables import runs as run_rows
 from terraplane.store.types import utcnow
@@ -229,17 +228,7 @@ class RepositoryDrift:
         ).first()
         if writing is not None:
             raise Conflict(f"{workspace} is being applied (run {writing.id}); check it later")
-        lock = (
-            await conn.execute(
-                select(states.c.lock_id, states.c.lock_info).where(states.c.name == workspace)
-            )
-        ).one_or_none()
-        if lock is not None and lock.lock_id is not None:
-            holder = lock.lock_info or {}
-            raise Conflict(
-                f"the state of {workspace} is locked by {holder.get('Who') or 'someone'}; "
-                "check it when it is free"
-            )
+        await refuse_if_locked(conn, workspace)
 
     async def _start(
         self,

@@ -16,7 +16,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.errors import NotFound
+from terraplane.domain.pullrequests import DirspaceStatus
+from terraplane.pr.commands import NewDirspace
 from terraplane.pr.pulls import Pull
+from terraplane.repoconfig.model import LockPolicy
 from terraplane.store.tables import dirspace_locks
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_or_ignore
@@ -119,3 +122,42 @@ async def list_locks(conn: AsyncConnection, repository: str | None = None) -> li
     if repository is not None:
         query = query.where(dirspace_locks.c.repository == repository)
     return [_lock(r) for r in (await conn.execute(query)).all()]
+
+
+async def lock_for_plan(
+    conn: AsyncConnection, pull: Pull, new: list[NewDirspace], who: str
+) -> None:
+    """Strict locking: each dirspace to plan is locked to this pull request, or, when another
+    one holds it, not planned (blocked, naming the holder)."""
+    for d in new:
+        lock = await acquire(conn, pull, d.dir, d.workspace, who)
+        if lock.pull_request_id != pull.id:
+            d.status = DirspaceStatus.BLOCKED
+            d.message = (
+                f"locked by #{lock.pull_number} (@{lock.locked_by}) until it is merged or "
+                "closed, or someone comments `terraplane unlock` there"
+            )
+
+
+async def check_for_apply(
+    conn: AsyncConnection, pull: Pull, new: list[NewDirspace], policy: LockPolicy, who: str
+) -> bool:
+    """Before an apply: every dirspace must be locked to this pull request (strict), or
+    lockable now (apply). Marks the ones that are not; True when any is not."""
+    refused = False
+    for d in new:
+        if d.status.final:
+            continue  # nothing to apply there
+        if policy is LockPolicy.STRICT:
+            lock = await holder(conn, pull.repository, d.dir, d.workspace)
+        else:
+            lock = await acquire(conn, pull, d.dir, d.workspace, who)
+        if lock is None:
+            d.status = DirspaceStatus.SKIPPED
+            d.message = "not locked to this pull request (unlocked since its plan): plan again"
+            refused = True
+        elif lock.pull_request_id != pull.id:
+            d.status = DirspaceStatus.SKIPPED
+            d.message = f"locked by #{lock.pull_number} (@{lock.locked_by})"
+            refused = True
+    return refused

@@ -16,8 +16,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from terraplane.domain.commands import (
     USAGE,
     Command,
@@ -25,7 +23,7 @@ from terraplane.domain.commands import (
     InvalidCommand,
     parse_command,
 )
-from terraplane.domain.pullrequests import CommandStatus, DirspaceStatus, PullState, Trigger
+from terraplane.domain.pullrequests import CommandStatus, PullState, Trigger
 from terraplane.engine.checkouts import CheckoutError, Checkouts
 from terraplane.github.api import WRITE_PERMISSIONS, GitHubApi, PullRequest
 from terraplane.github.app import GitHubApp, GitHubError
@@ -36,7 +34,7 @@ from terraplane.pr.changes import (
     changed_files_from_git,
     listed_by_api,
 )
-from terraplane.pr.commands import NewCommand, NewDirspace
+from terraplane.pr.commands import NewCommand
 from terraplane.pr.planning import apply_dirspaces, plan_dirspaces
 from terraplane.pr.pulls import Pull, pull_values, save_pull
 from terraplane.queue.worker import JobContext, TransientJobError
@@ -46,6 +44,11 @@ from terraplane.repoconfig.yamlpos import ConfigError
 from terraplane.store.database import Database
 
 log = get_logger(__name__)
+
+EXTRA_ARGS_REFUSED = (
+    "Extra terraform arguments (`-- ...`) are not allowed here: the repository config must set "
+    "`allow_extra_args: true`."
+)
 
 
 @dataclass
@@ -255,13 +258,7 @@ class RequestProcessor:
             return {"skipped": "draft pull request"}
         if command is not None and command.extra_args and not config.allow_extra_args:
             return await self._record(
-                pull,
-                CommandKind.PLAN,
-                request,
-                CommandStatus.REFUSED,
-                "Extra terraform arguments (`-- ...`) are not allowed here: the repository "
-                "config must set `allow_extra_args: true`.",
-                text,
+                pull, CommandKind.PLAN, request, CommandStatus.REFUSED, EXTRA_ARGS_REFUSED, text
             )
         if request.kind == "unblocked":
             selected = [d for d in snap.dirspaces if (d.dir, d.workspace) in request.dirspaces]
@@ -290,7 +287,7 @@ class RequestProcessor:
         new = plan_dirspaces(pull, snap, selected, command, request.requested_by)
         async with self.db.write() as conn:
             if config.lock_policy is LockPolicy.STRICT:
-                await _lock_or_block(conn, pull, new, request.requested_by)
+                await locks.lock_for_plan(conn, pull, new, request.requested_by)
             cmd = await commands.create_command(
                 conn,
                 pull,
@@ -321,13 +318,7 @@ class RequestProcessor:
             return snap
         if command is not None and command.extra_args and not snap.config.allow_extra_args:
             return await self._record(
-                pull,
-                CommandKind.APPLY,
-                request,
-                CommandStatus.REFUSED,
-                "Extra terraform arguments (`-- ...`) are not allowed here: the repository "
-                "config must set `allow_extra_args: true`.",
-                text,
+                pull, CommandKind.APPLY, request, CommandStatus.REFUSED, EXTRA_ARGS_REFUSED, text
             )
         planned = await apply_dirspaces(self.db, api, pull, pr, snap, command, trigger)
         if isinstance(planned, str) and trigger is Trigger.MERGE:
@@ -341,7 +332,7 @@ class RequestProcessor:
         new, refused = planned
         async with self.db.write() as conn:
             if not refused and snap.config.lock_policy is not LockPolicy.NONE:
-                refused = await _check_locks(
+                refused = await locks.check_for_apply(
                     conn, pull, new, snap.config.lock_policy, request.requested_by
                 )
             cmd = await commands.create_command(
@@ -433,42 +424,3 @@ class RequestProcessor:
         return await self._record(
             pull, kind or CommandKind.PLAN, request, CommandStatus.ERRORED, message
         )
-
-
-async def _lock_or_block(
-    conn: AsyncConnection, pull: Pull, new: list[NewDirspace], who: str
-) -> None:
-    """Strict locking: each dirspace to plan is locked to this pull request, or, when another
-    one holds it, not planned (blocked, naming the holder)."""
-    for d in new:
-        lock = await locks.acquire(conn, pull, d.dir, d.workspace, who)
-        if lock.pull_request_id != pull.id:
-            d.status = DirspaceStatus.BLOCKED
-            d.message = (
-                f"locked by #{lock.pull_number} (@{lock.locked_by}) until it is merged or "
-                "closed, or someone comments `terraplane unlock` there"
-            )
-
-
-async def _check_locks(
-    conn: AsyncConnection, pull: Pull, new: list[NewDirspace], policy: LockPolicy, who: str
-) -> bool:
-    """Before an apply: every dirspace must be locked to this pull request (strict), or
-    lockable now (apply). Marks the ones that are not; True when any is not."""
-    refused = False
-    for d in new:
-        if d.status.final:
-            continue  # nothing to apply there
-        if policy is LockPolicy.STRICT:
-            lock = await locks.holder(conn, pull.repository, d.dir, d.workspace)
-        else:
-            lock = await locks.acquire(conn, pull, d.dir, d.workspace, who)
-        if lock is None:
-            d.status = DirspaceStatus.SKIPPED
-            d.message = "not locked to this pull request (unlocked since its plan): plan again"
-            refused = True
-        elif lock.pull_request_id != pull.id:
-            d.status = DirspaceStatus.SKIPPED
-            d.message = f"locked by #{lock.pull_number} (@{lock.locked_by})"
-            refused = True
-    return refused

@@ -114,11 +114,20 @@ class RunExecutor:
             if run.cancel_requested:
                 await service.set_status(conn, run, RunStatus.CANCELLED)
                 return {"run_id": run_id, "status": "cancelled"}
+            # A run already running was started by an earlier attempt (its worker died or
+            # handed it back): only then is there a log to continue and a dead attempt's state
+            # lock to release.
+            resumed = run.status is RunStatus.RUNNING
             run = await service.set_status(conn, run, RunStatus.RUNNING)
             logs = RunLogWriter(self.db, run_id)
-            await logs.open(conn)
-            token_name = f"{run_token_prefix(run_id)}{ctx.job.attempts}"
-            secret = await self._backend_token(conn, run, token_name) if run.spec.state else None
+            await logs.open(conn, resumed=resumed)
+            # Unique per execution: a handed-back job keeps its attempt number.
+            token_name = f"{run_token_prefix(run_id)}{ctx.job.attempts}-{ctx.job.claim_token}"
+            secret = (
+                await self._backend_token(conn, run, token_name, resumed)
+                if run.spec.state
+                else None
+            )
         workdir = self.settings.runs_dir / f"{run_id}-{ctx.job.attempts}"
         cancel = self.cancels.watch(run_id)
         watcher = asyncio.create_task(_cancel_on_stop(ctx, cancel))
@@ -143,6 +152,8 @@ class RunExecutor:
             self.cancels.unwatch(run_id)
             await asyncio.gather(watcher, return_exceptions=True)
             self._discard(run.spec, workdir)
+        # Terraform is done: the next run may start while this one's result is recorded.
+        ctx.release_slot()
         await logs.stop()
         async with self.db.write() as conn:
             await logs.close(conn)
@@ -249,13 +260,16 @@ class RunExecutor:
             own.write_text("# Terraplane's empty Terraform CLI configuration\n")
         return own
 
-    async def _backend_token(self, conn: Any, run: service.Run, token_name: str) -> str:
+    async def _backend_token(
+        self, conn: Any, run: service.Run, token_name: str, resumed: bool
+    ) -> str:
         """A token scoped to the run's state, for this attempt; an earlier attempt's lock on
         that state is released first (its process is dead)."""
         ttl = timedelta(
             seconds=(run.spec.timeout_seconds or self.settings.run_timeout_seconds) + 3600
         )
-        await self._release_stale_lock(conn, run)
+        if resumed:
+            await self._release_stale_lock(conn, run)
         secret, _ = await create_token(
             conn, token_name, Role.OPERATOR, state_scope=run.spec.state, ttl=ttl
         )

@@ -31,8 +31,14 @@ class RunLogWriter:
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
-    async def open(self, conn: AsyncConnection) -> None:
-        """Continue after what is already stored (a run resumed by another worker)."""
+    async def open(self, conn: AsyncConnection, *, resumed: bool = True) -> None:
+        """Start writing; a resumed run (another worker's later attempt) continues after what
+        is already stored, a first attempt starts at the beginning."""
+        if resumed:
+            await self._continue(conn)
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def _continue(self, conn: AsyncConnection) -> None:
         row = (
             await conn.execute(
                 select(
@@ -43,7 +49,6 @@ class RunLogWriter:
         ).one()
         self._seq = row[0] or 0
         self._offset = int(row[1] or 0)
-        self._ticker = asyncio.create_task(self._tick())
 
     async def write(self, text: str) -> None:
         if not text:
