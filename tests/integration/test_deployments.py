@@ -68,6 +68,28 @@ def test_create_update_rollback_destroy(live_server: LiveServer, fleet: dict[str
         assert [r["purpose"] for r in history[2]["runs"]] == ["apply", "rollback"]
         assert client.get("/api/v1/tenants/nobody/history").status_code == 404
 
+        # With only destroyed deployments left, the tenant can go; its history stays readable.
+        assert client.delete(f"/api/v1/tenants/{fleet['tenant']}").status_code == 204
+        assert client.get(f"/api/v1/tenants/{fleet['tenant']}").status_code == 404
+        names = [t["name"] for t in client.get("/api/v1/tenants").json()["tenants"]]
+        assert fleet["tenant"] not in names
+        kept = client.get(f"/api/v1/tenants/{fleet['tenant']}/history").json()["operations"]
+        assert [h["kind"] for h in kept] == ["destroy", "update", "update", "create"]
+        assert create(client, fleet).status_code == 404  # no deployments for a deleted tenant
+
+        # The name comes back, and the destroyed deployment starts a new life in its workspace.
+        back = client.post("/api/v1/tenants", json={"name": fleet["tenant"], "labels": {"a": "b"}})
+        assert back.status_code == 201 and back.json()["labels"] == {"a": "b"}
+        again = create(client, fleet)
+        assert again.status_code == 202, again.text
+        assert again.json()["deployment"]["id"] == dep["id"]
+        assert again.json()["deployment"]["last_good_version"] is None
+        op = wait_operation(client, again.json()["operation"]["id"])
+        assert op["status"] == "succeeded", op
+        state = json.loads(client.get(f"/api/v1/state/{dep['workspace']}").content)
+        assert state["resources"] != []
+        assert client.delete(f"/api/v1/tenants/{fleet['tenant']}").status_code == 409
+
 
 def test_failed_first_apply_leaves_a_failed_deployment(
     live_server: LiveServer, fleet: dict[str, str]

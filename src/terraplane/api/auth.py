@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from terraplane.api.context import AppContext, app_context
 from terraplane.domain.errors import Forbidden, NotAuthenticated
 from terraplane.domain.roles import Role
+from terraplane.governance.run_tokens import authenticate_run_token, is_run_token
 from terraplane.governance.tokens import Principal, authenticate, touch_token
 
 STATE_PREFIX = "/api/v1/state/"
@@ -55,7 +56,11 @@ async def authenticate_request(request: Request, ctx: AppContext) -> Principal:
     """Who sent the request (a checked token, cached for a few seconds)."""
     secret = _secret_from(request)
     principal = ctx.principals.get(secret)
-    if principal is None:
+    if principal is None and is_run_token(secret):
+        async with ctx.db.read() as conn:
+            principal = await authenticate_run_token(conn, ctx.keyring, secret)
+        ctx.principals.put(secret, principal)
+    elif principal is None:
         async with ctx.db.read() as conn:
             principal = await authenticate(conn, secret)
         if principal.touch_due:

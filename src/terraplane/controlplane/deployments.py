@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.controlplane.blueprints import get_version
 from terraplane.controlplane.operations import (
-    active_run_started,
     record_drift,
     refuse_if_locked,
+    started_runs,
 )
 from terraplane.controlplane.targets import (
     DeploymentCreate,
@@ -50,6 +50,7 @@ from terraplane.runs import service as runs
 from terraplane.store.database import Database
 from terraplane.store.encryption import Keyring, open_json, seal_json
 from terraplane.store.tables import (
+    blueprint_versions,
     deployments,
     operation_runs,
     operations,
@@ -74,13 +75,22 @@ class Deployments:
     async def create(
         self, conn: AsyncConnection, req: DeploymentCreate, who: Principal
     ) -> tuple[dict[str, Any], int]:
-        await get_tenant(conn, req.tenant)
+        await get_tenant(conn, req.tenant, lock=True)
         target = await resolve_target(conn, req.blueprint, req.version, req.tier, req.variables)
         override = await check_gate(
             conn, self.chain, req.environment, req.blueprint, target.version, req.override_gate, who
         )
         workspace = workspace_name(req.tenant, req.environment, req.blueprint)
         now = utcnow()
+        values = {
+            "tier": req.tier,
+            "status": DeploymentStatus.PENDING.value,
+            "version": target.version,
+            "variables": seal_json(self.keyring, target.variables, variables_ad(workspace)),
+            "created_by": who.name,
+            "created_at": now,
+            "updated_at": now,
+        }
         dep = await insert_returning(
             conn,
             deployments,
@@ -88,16 +98,24 @@ class Deployments:
                 "tenant": req.tenant,
                 "environment": req.environment,
                 "blueprint": req.blueprint,
-                "tier": req.tier,
-                "status": DeploymentStatus.PENDING.value,
-                "version": target.version,
-                "variables": seal_json(self.keyring, target.variables, variables_ad(workspace)),
                 "workspace": workspace,
-                "created_by": who.name,
-                "created_at": now,
-                "updated_at": now,
+                **values,
             },
         )
+        if dep is None:
+            # A destroyed deployment of this target starts a new life: same id, workspace and
+            # history; nothing to roll back to until its first apply succeeds.
+            dep = (
+                await conn.execute(
+                    update(deployments)
+                    .where(
+                        deployments.c.workspace == workspace,
+                        deployments.c.status == DeploymentStatus.DESTROYED.value,
+                    )
+                    .values(good_version=None, good_variables=None, **values)
+                    .returning(deployments)
+                )
+            ).one_or_none()
         if dep is None:
             raise Conflict(
                 f"tenant {req.tenant!r} already has a {req.blueprint!r} deployment "
@@ -190,16 +208,49 @@ class Deployments:
         )
 
     async def describe(self, conn: AsyncConnection, deployment_id: int) -> dict[str, Any]:
-        dep = (
-            await conn.execute(select(deployments).where(deployments.c.id == deployment_id))
-        ).one_or_none()
-        if dep is None:
+        found = await self._describe(conn, deployments.c.id == deployment_id)
+        if not found:
             raise NotFound(f"deployment {deployment_id} does not exist")
-        row = await get_version(conn, dep.blueprint, dep.version)
-        sensitive = {v["name"] for v in row.variables if v.get("sensitive")}
+        return found[0]
+
+    async def list_deployments(
+        self, conn: AsyncConnection, tenant: str | None
+    ) -> list[dict[str, Any]]:
+        return await self._describe(conn, deployments.c.tenant == tenant if tenant else None)
+
+    async def _describe(self, conn: AsyncConnection, where: Any) -> list[dict[str, Any]]:
+        """The deployments `where` selects, in three queries however many there are."""
+        query = select(deployments).order_by(deployments.c.id)
+        if where is not None:
+            query = query.where(where)
+        deps = (await conn.execute(query)).all()
+        if not deps:
+            return []
+        schemas = await conn.execute(
+            select(
+                blueprint_versions.c.blueprint,
+                blueprint_versions.c.version,
+                blueprint_versions.c.variables,
+            ).where(
+                blueprint_versions.c.blueprint.in_({d.blueprint for d in deps}),
+                blueprint_versions.c.version.in_({d.version for d in deps}),
+            )
+        )
+        sensitive = {
+            (r.blueprint, r.version): {v["name"] for v in r.variables if v.get("sensitive")}
+            for r in schemas
+        }
+        started = await started_runs(
+            conn, [d.id for d in deps if d.status == DeploymentStatus.PENDING.value]
+        )
+        return [
+            self._json(d, sensitive.get((d.blueprint, d.version), set()), started) for d in deps
+        ]
+
+    def _json(self, dep: Any, sensitive: set[str], started: set[int]) -> dict[str, Any]:
         variables = open_json(self.keyring, dep.variables, variables_ad(dep.workspace))
         status = dep.status
-        if status == DeploymentStatus.PENDING.value and await active_run_started(conn, dep.id):
+        if status == DeploymentStatus.PENDING.value and dep.id in started:
             status = DeploymentStatus.APPLYING.value
         return {
             "id": dep.id,
@@ -215,14 +266,6 @@ class Deployments:
             "created_at": dep.created_at.isoformat(),
             "updated_at": dep.updated_at.isoformat(),
         }
-
-    async def list_deployments(
-        self, conn: AsyncConnection, tenant: str | None
-    ) -> list[dict[str, Any]]:
-        query = select(deployments.c.id).order_by(deployments.c.id)
-        if tenant is not None:
-            query = query.where(deployments.c.tenant == tenant)
-        return [await self.describe(conn, i) for i in (await conn.execute(query)).scalars()]
 
     async def on_run_finished(self, ctx: JobContext) -> dict[str, Any] | None:
         """The `run.finished` job: settle the operation the run belonged to, if any."""
@@ -455,6 +498,8 @@ class Deployments:
             .where(operations.c.id == op.id)
             .values(status=status.value, finished_at=utcnow(), error=error or op.error)
         )
+        if op.kind in (OperationKind.DRIFT_CHECK.value, OperationKind.RECONCILE.value):
+            return status  # no rollout drives checks: nobody waits to hear of their end
         # Outbox again: whoever drives this operation (a rollout) hears of its end.
         await jobstore.enqueue(
             conn,

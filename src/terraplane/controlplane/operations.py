@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.deployments import DeploymentStatus, DriftStatus, OperationStatus
@@ -19,6 +19,7 @@ from terraplane.store.tables import (
     repository_workspaces,
     states,
 )
+from terraplane.store.tables import runs as runs_table
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_or_ignore
 
@@ -106,19 +107,26 @@ async def drift_report(conn: AsyncConnection) -> list[dict[str, Any]]:
     return sorted(report, key=lambda r: r["workspace"])
 
 
-async def active_run_started(conn: AsyncConnection, deployment_id: int) -> bool:
+async def started_runs(conn: AsyncConnection, deployment_ids: list[int]) -> set[int]:
+    """Those of the deployments whose latest run has started (left the queue)."""
+    if not deployment_ids:
+        return set()
     latest = (
-        await conn.execute(
-            select(operation_runs.c.run_id)
-            .join(operations, operations.c.id == operation_runs.c.operation_id)
-            .where(operations.c.deployment_id == deployment_id)
-            .order_by(operation_runs.c.run_id.desc())
-            .limit(1)
+        select(
+            operations.c.deployment_id.label("deployment_id"),
+            func.max(operation_runs.c.run_id).label("run_id"),
         )
-    ).scalar_one_or_none()
-    if latest is None:
-        return False
-    return (await runs.get_run(conn, latest)).status is not RunStatus.QUEUED
+        .join(operations, operations.c.id == operation_runs.c.operation_id)
+        .where(operations.c.deployment_id.in_(deployment_ids))
+        .group_by(operations.c.deployment_id)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(latest.c.deployment_id)
+        .join(runs_table, runs_table.c.id == latest.c.run_id)
+        .where(runs_table.c.status != RunStatus.QUEUED.value)
+    )
+    return set(rows.scalars())
 
 
 async def record_drift(

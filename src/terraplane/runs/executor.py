@@ -9,23 +9,19 @@ only that one: we recognise it by the run's own backend token, which took it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
-from terraplane.domain.errors import NotFound
-from terraplane.domain.roles import Role
 from terraplane.domain.runs import RunSpec, RunStatus
 from terraplane.engine.binaries import EngineBinaries
 from terraplane.engine.redaction import Redactor
 from terraplane.engine.terraform import TerraformCommands, run_environment
-from terraplane.governance.tokens import create_token, revoke_token
+from terraplane.governance.run_tokens import mint, run_name_prefix
 from terraplane.observability.logs import get_logger
 from terraplane.observability.metrics import RUN_PHASE_SECONDS
 from terraplane.queue.worker import JobContext, complete_in
@@ -45,10 +41,6 @@ BACKEND_OVERRIDE = "zz_terraplane_backend_override.tf"
 BACKEND_CONFIG = ".terraplane-backend.hcl"
 VARS_FILE = "zz_terraplane.auto.tfvars.json"
 CANCEL_POLL_SECONDS = 1.0
-
-
-def run_token_prefix(run_id: int) -> str:
-    return f"run-{run_id}-attempt-"
 
 
 class CancelWatch:
@@ -121,13 +113,12 @@ class RunExecutor:
             run = await service.set_status(conn, run, RunStatus.RUNNING)
             logs = RunLogWriter(self.db, run_id)
             await logs.open(conn, resumed=resumed)
-            # Unique per execution: a handed-back job keeps its attempt number.
-            token_name = f"{run_token_prefix(run_id)}{ctx.job.attempts}-{ctx.job.claim_token}"
-            secret = (
-                await self._backend_token(conn, run, token_name, resumed)
-                if run.spec.state
-                else None
-            )
+            secret = None
+            if run.spec.state:
+                if resumed:
+                    await self._release_stale_lock(conn, run)
+                assert ctx.job.claim_token is not None
+                secret = mint(self.keyring, run_id, ctx.job.claim_token)
         workdir = self.settings.runs_dir / f"{run_id}-{ctx.job.attempts}"
         cancel = self.cancels.watch(run_id)
         watcher = asyncio.create_task(_cancel_on_stop(ctx, cancel))
@@ -141,7 +132,7 @@ class RunExecutor:
             await logs.write(
                 "\nterraplane: the worker stopped; another worker will resume this run\n"
             )
-            await asyncio.shield(self._abandon(logs, token_name if run.spec.state else None))
+            await asyncio.shield(self._abandon(logs))
             raise
         except Exception as exc:
             log.exception("run failed", run_id=run_id)
@@ -157,8 +148,6 @@ class RunExecutor:
         await logs.stop()
         async with self.db.write() as conn:
             await logs.close(conn)
-            if run.spec.state:
-                await _revoke_quietly(conn, token_name)
             run = await service.get_run(conn, run_id)
             await service.set_status(conn, run, status, **values)
             result = {"run_id": run_id, "status": status.value}
@@ -260,21 +249,6 @@ class RunExecutor:
             own.write_text("# Terraplane's empty Terraform CLI configuration\n")
         return own
 
-    async def _backend_token(
-        self, conn: Any, run: service.Run, token_name: str, resumed: bool
-    ) -> str:
-        """A token scoped to the run's state, for this attempt; an earlier attempt's lock on
-        that state is released first (its process is dead)."""
-        ttl = timedelta(
-            seconds=(run.spec.timeout_seconds or self.settings.run_timeout_seconds) + 3600
-        )
-        if resumed:
-            await self._release_stale_lock(conn, run)
-        secret, _ = await create_token(
-            conn, token_name, Role.OPERATOR, state_scope=run.spec.state, ttl=ttl
-        )
-        return secret
-
     def _configure_backend(self, run: service.Run, module_dir: Path, secret: str) -> None:
         """Point the module at its state in Terraplane, with the attempt's scoped token."""
         address = f"{self.settings.base_url}/api/v1/state/{run.spec.state}"
@@ -301,7 +275,7 @@ class RunExecutor:
             update(states)
             .where(
                 states.c.name == run.spec.state,
-                states.c.locked_by.like(f"{run_token_prefix(run.id)}%"),
+                states.c.locked_by.like(f"{run_name_prefix(run.id)}%"),
             )
             .values(lock_id=None, lock_info=None, locked_by=None, locked_at=None)
         )
@@ -312,21 +286,12 @@ class RunExecutor:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _abandon(self, logs: RunLogWriter, token_name: str | None) -> None:
-        """A stopped attempt: keep its last output, revoke its token; the run stays running
-        for the worker that resumes it."""
+    async def _abandon(self, logs: RunLogWriter) -> None:
+        """A stopped attempt keeps its last output; the run stays running for the worker that
+        resumes it (and this attempt's state credentials die with its claim)."""
         await logs.stop()
         async with self.db.write() as conn:
             await logs.close(conn)
-            if token_name is not None:
-                await _revoke_quietly(conn, token_name)
-
-
-async def _revoke_quietly(conn: Any, token_name: str) -> None:
-    """Revoke the attempt's backend token. NotFound: the attempt stopped before making it."""
-    with contextlib.suppress(NotFound):
-        async with conn.begin_nested():
-            await revoke_token(conn, token_name)
 
 
 async def _cancel_on_stop(ctx: JobContext, cancel: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -49,6 +50,22 @@ class Keyring:
     def __init__(self, primary: bytes, others: list[bytes] | None = None) -> None:
         self.primary_id = key_id(primary)
         self._keys = {key_id(k): AESGCM(k) for k in [*(others or []), primary]}
+        # MAC keys derived from the same keys (never the keys themselves): primary first.
+        self._macs = [
+            hmac.new(k, b"terraplane signing key v1", hashlib.sha256).digest()
+            for k in [primary, *(others or [])]
+        ]
+
+    def sign(self, message: bytes) -> bytes:
+        """An HMAC-SHA256 of `message` under the primary key."""
+        return hmac.new(self._macs[0], message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, mac: bytes) -> bool:
+        """Whether `mac` signs `message` under any key (older keys: during a rotation)."""
+        ok = False
+        for key in self._macs:  # every key is compared: timing tells nothing
+            ok |= hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), mac)
+        return ok
 
     def encrypt(self, plaintext: bytes, associated: bytes = b"") -> tuple[str, bytes]:
         return self.seal(compress(plaintext), associated)

@@ -157,6 +157,9 @@ tenants = Table(
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # A deleted tenant's row stays (its destroyed deployments' history refers to it); creating
+    # the name again brings it back.
+    Column("deleted_at", UTCDateTime, nullable=True),
 )
 
 blueprints = Table(

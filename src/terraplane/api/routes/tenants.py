@@ -61,7 +61,7 @@ async def get_one(name: str, _: Viewer, ctx: Ctx) -> JSONResponse:
 async def history(name: str, _: Viewer, ctx: Ctx) -> JSONResponse:
     """Newest first; each run's log is at /api/v1/runs/{id}/log."""
     async with ctx.db.read() as conn:
-        await service.get_tenant(conn, name)
+        await service.get_tenant(conn, name, include_deleted=True)
         return JSONResponse(
             {"tenant": name, "operations": await operations.tenant_history(conn, name)}
         )
@@ -76,7 +76,9 @@ async def update(name: str, request: Request, _: Operator, ctx: Ctx) -> JSONResp
         return JSONResponse(await service.set_labels(conn, name, body.labels))
 
 
-@router.delete("/tenants/{name}", summary="Delete a tenant (409 while it has deployments)")
+@router.delete(
+    "/tenants/{name}", summary="Delete a tenant (409 while a deployment is not destroyed)"
+)
 async def delete(name: str, _: Operator, ctx: Ctx) -> Response:
     async with ctx.db.write() as conn:
         await service.delete_tenant(conn, name)
