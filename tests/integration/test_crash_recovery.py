@@ -7,12 +7,17 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, update
 
 from terraplane.domain.roles import Role
+from terraplane.store.database import normalize_url
 from terraplane.store.migrate import upgrade
+from terraplane.store.tables import jobs
 from tests.integration.test_rollouts import deploy_fleet, register, wait_rollout
+from tests.support.controlplane import wait_operation
 from tests.support.modules import EXAMPLE_BLUEPRINT, example_archive
 from tests.support.server import ServerProcess, make_token
 
@@ -97,6 +102,43 @@ def test_rollout_survives_a_killed_server(
         restarted.stop()
 
 
+def _slow_deployment_applying(client: httpx.Client, name: str) -> dict[str, Any]:
+    """A deployment of a blueprint whose apply takes a while, once terraform is inside that
+    apply (holding the state's lock); the creation's answer."""
+    assert client.post("/api/v1/blueprints", json={"name": name}).status_code == 201
+    register(client, name, "1.0.0", example_archive(**{"main.tf": SLOW_CHECK}))
+    assert client.post("/api/v1/tenants", json={"name": name}).status_code == 201
+    created = client.post(
+        "/api/v1/deployments",
+        json={
+            "tenant": name,
+            "environment": "dev",
+            "blueprint": name,
+            "version": "1.0.0",
+            "tier": "free",
+            "variables": {"tenant": name},
+        },
+    )
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 60
+    while not any(
+        r["status"] == "running" and r["started_at"]
+        for r in client.get("/api/v1/runs").json()["runs"]
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.5)  # inside terraform's apply
+    answer: dict[str, Any] = created.json()
+    return answer
+
+
+def _wait_deployment(client: httpx.Client, dep_id: int, status: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := client.get(f"/api/v1/deployments/{dep_id}").json())["status"] != status:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.3)
+
+
 def _processes_working_in(directory: Path) -> list[int]:
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
@@ -123,44 +165,58 @@ def test_a_run_handed_back_at_shutdown_resumes_on_restart(
     token = make_token(database_url, "handback", Role.OPERATOR)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
-        assert client.post("/api/v1/blueprints", json={"name": "slow"}).status_code == 201
-        register(client, "slow", "1.0.0", example_archive(**{"main.tf": SLOW_CHECK}))
-        assert client.post("/api/v1/tenants", json={"name": "handback"}).status_code == 201
-        created = client.post(
-            "/api/v1/deployments",
-            json={
-                "tenant": "handback",
-                "environment": "dev",
-                "blueprint": "slow",
-                "version": "1.0.0",
-                "tier": "free",
-                "variables": {"tenant": "handback"},
-            },
-        )
-        assert created.status_code == 202, created.text
-        dep_id = created.json()["deployment"]["id"]
-        deadline = time.monotonic() + 60
-        while not any(
-            r["status"] == "running" and r["started_at"]
-            for r in client.get("/api/v1/runs").json()["runs"]
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(1.5)  # inside terraform's apply
+        dep_id = _slow_deployment_applying(client, "handback")["deployment"]["id"]
     server.stop()  # SIGTERM: the run is handed back
 
     restarted = ServerProcess(database_url=database_url, data_dir=tmp_path / "a", env_extra=env)
     restarted.start()
     try:
         with httpx.Client(base_url=restarted.url, headers=headers, timeout=60) as client:
-            deadline = time.monotonic() + 120
-            while client.get(f"/api/v1/deployments/{dep_id}").json()["status"] != "succeeded":
-                assert time.monotonic() < deadline, client.get(f"/api/v1/deployments/{dep_id}").text
-                time.sleep(0.5)
+            _wait_deployment(client, dep_id, "succeeded", 120)
             (run,) = client.get("/api/v1/runs").json()["runs"]
             log = client.get(f"/api/v1/runs/{run['id']}/log").text
             assert run["status"] == "succeeded"
             assert "the worker stopped; another worker will resume this run" in log
             assert log.count("Apply complete!") == 1
+    finally:
+        restarted.stop()
+
+
+def test_a_run_whose_workers_keep_dying_fails_and_frees_its_deployment(
+    database_url: str, tmp_path: Path, terraform_cli_config: Path
+) -> None:
+    """A run whose worker dies on its last allowed attempt is given up, not left `running`:
+    the run fails with the reason, the state lock its dead attempt held is released, the
+    deployment's operation settles, and the deployment takes changes again."""
+    upgrade(database_url)
+    env = {"TF_CLI_CONFIG_FILE": str(terraform_cli_config), "TERRAPLANE_JOB_LEASE_SECONDS": "3"}
+    server = ServerProcess(database_url=database_url, data_dir=tmp_path / "a", env_extra=env)
+    server.start()
+    token = make_token(database_url, "doomed", Role.OPERATOR)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        created = _slow_deployment_applying(client, "doomed")
+        dep = created["deployment"]
+        assert client.get(f"/api/v1/state/{dep['workspace']}/lock").json()["locked"] is True
+    server.kill()
+    # That was the last attempt the run's job was allowed (as if its workers had died before).
+    engine = create_engine(normalize_url(database_url, asynchronous=False))
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.kind == "run").values(attempts=jobs.c.max_attempts))
+    engine.dispose()
+
+    restarted = ServerProcess(database_url=database_url, data_dir=tmp_path / "a", env_extra=env)
+    restarted.start()
+    try:
+        with httpx.Client(base_url=restarted.url, headers=headers, timeout=60) as client:
+            _wait_deployment(client, dep["id"], "failed", 60)
+            (run,) = client.get("/api/v1/runs").json()["runs"]
+            assert run["status"] == "failed" and "gave up" in run["error"], run
+            op = client.get(f"/api/v1/operations/{created['operation']['id']}").json()
+            assert op["status"] == "failed" and "gave up" in op["error"], op
+            assert client.get(f"/api/v1/state/{dep['workspace']}/lock").json()["locked"] is False
+            again = client.patch(f"/api/v1/deployments/{dep['id']}", json={"version": "1.0.0"})
+            assert again.status_code == 202, again.text
+            assert wait_operation(client, again.json()["operation"]["id"])["status"] == "succeeded"
     finally:
         restarted.stop()

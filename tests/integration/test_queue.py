@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.jobs import JobStatus
 from terraplane.queue import jobs as q
@@ -223,3 +224,58 @@ async def test_a_lane_claims_one_ahead_and_a_slot_can_be_handed_on_early(db: Dat
     assert events[:3] == ["start 0", "running 2", "start 1"]  # 1 started before 0 ended
     assert events.index("end 1") < events.index("end 0")
     assert sorted(e for e in events if e.startswith("end")) == ["end 0", "end 1", "end 2"]
+
+
+async def test_giving_up_on_a_job_tells_its_kind_in_the_same_transaction(db: Database) -> None:
+    """A job that fails for good — its handler's error, or its worker dying on the last allowed
+    attempt — runs its kind's give-up hook where the failure is written; a hook that fails
+    too does not keep the job alive."""
+    from terraplane.queue.worker import JobContext, Worker
+
+    async with db.write() as conn:
+        broken = await q.enqueue(conn, "broken", {"n": 1})
+        orphan = await q.enqueue(conn, "orphan", {"n": 2}, max_attempts=1)
+        worse = await q.enqueue(conn, "worse", {"n": 3})
+    heard: list[tuple[int, str]] = []
+
+    async def record(conn: AsyncConnection, job: q.Job, reason: str) -> None:
+        heard.append((job.id, reason))
+        await q.enqueue(conn, "heard", {"of": job.id})
+
+    async def fail_too(conn: AsyncConnection, job: q.Job, reason: str) -> None:
+        await q.enqueue(conn, "heard", {"of": job.id})
+        raise RuntimeError("the hook is broken too")
+
+    async def handler(ctx: JobContext) -> dict[str, object]:
+        raise ValueError(f"bug in {ctx.job.kind}")
+
+    # The orphan's worker "dies" holding it on its only attempt.
+    claimed = await q.claim_next(db, "dead", ["orphan"], LEASE)
+    assert claimed is not None and claimed.id == orphan.id
+    await expire_lease(db, orphan.id)
+
+    worker = Worker(
+        db,
+        {"broken": handler, "orphan": handler, "worse": handler},
+        slots=2,
+        poll_seconds=0.05,
+        give_up={"broken": record, "orphan": record, "worse": fail_too},
+    )
+    worker.start()
+    try:
+        for _ in range(200):
+            async with db.read() as conn:
+                states = [(await q.get_job(conn, j.id)) for j in (broken, orphan, worse)]
+            if all(s is not None and s.status is JobStatus.FAILED for s in states):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop(5)
+    assert all(s is not None and s.status is JobStatus.FAILED for s in states)
+    assert sorted(heard) == [(broken.id, "ValueError: bug in broken"), (orphan.id, q.GAVE_UP_LOST)]
+    async with db.read() as conn:
+        follow_ups = (
+            await conn.execute(select(jobs.c.payload).where(jobs.c.kind == "heard"))
+        ).scalars()
+        # The broken hook's write rolled back with its savepoint; the others committed.
+        assert sorted(p["of"] for p in follow_ups) == [broken.id, orphan.id]

@@ -21,6 +21,7 @@ EXPECTED_JOB = {
 }
 EXPECTED_RUN = {
     ("queued", "running"),
+    ("queued", "failed"),
     ("queued", "cancelled"),
     ("running", "running"),
     ("running", "succeeded"),

@@ -51,6 +51,7 @@ from terraplane.pr.feedback import Feedback
 from terraplane.pr.intake import DELIVERY_JOB_KIND
 from terraplane.pr.requests import RequestProcessor
 from terraplane.pr.retention import EXPIRE_JOB_KIND, PlanRetention, schedule_expiry
+from terraplane.queue.jobs import give_up_all
 from terraplane.queue.worker import Handler, Worker, fan_out
 from terraplane.runs.executor import RunExecutor
 from terraplane.runs.service import RUN_FINISHED_JOB_KIND, RUN_JOB_KIND
@@ -141,6 +142,15 @@ def build_worker(ctx: AppContext) -> Worker:
         ],
         lease_seconds=s.job_lease_seconds,
         poll_seconds=s.job_poll_seconds,
+        # Whatever waits for these jobs hears of it when the queue gives up on one.
+        give_up={
+            RUN_JOB_KIND: executor.give_up,
+            RUN_FINISHED_JOB_KIND: give_up_all(
+                ctx.deployments.give_up_run_finished, driver.give_up_run_finished
+            ),
+            OPERATION_FINISHED_JOB_KIND: ctx.rollouts.give_up_operation_finished,
+            ADVANCE_JOB_KIND: ctx.rollouts.give_up_advance,
+        },
     )
 
 

@@ -45,6 +45,7 @@ from terraplane.domain.runs import BlueprintSource, RunOperation, RunSpec, RunSt
 from terraplane.governance.tokens import Principal
 from terraplane.observability.logs import get_logger
 from terraplane.queue import jobs as jobstore
+from terraplane.queue.jobs import Job
 from terraplane.queue.worker import JobContext
 from terraplane.runs import service as runs
 from terraplane.store.database import Database
@@ -287,6 +288,31 @@ class Deployments:
             dep = await self._locked(conn, op.deployment_id)
             status = await self._settle(conn, dep, op, RunPurpose(link.purpose), run)
         return {"operation": op.id, "status": status.value}
+
+    async def give_up_run_finished(self, conn: AsyncConnection, job: Job, reason: str) -> None:
+        """`run.finished` failed for good: the run's operation fails, saying why, and so does
+        its deployment if the operation kept it busy, so that neither is left waiting (and a
+        rollout waiting for the operation hears of it)."""
+        run_id = int(job.payload["run_id"])
+        link = (
+            await conn.execute(select(operation_runs).where(operation_runs.c.run_id == run_id))
+        ).one_or_none()
+        if link is None:
+            return
+        op = (
+            await conn.execute(select(operations).where(operations.c.id == link.operation_id))
+        ).one()
+        if op.deployment_id is None or OperationStatus(op.status).final:
+            return
+        dep = await self._locked(conn, op.deployment_id)
+        if DeploymentStatus(dep.status).busy:
+            await self._set_status(conn, dep, DeploymentStatus.FAILED)
+        await self._finish_op(
+            conn,
+            op,
+            OperationStatus.FAILED,
+            f"Terraplane could not settle run {run_id}: {reason}"[:2000],
+        )
 
     async def _settle(
         self, conn: AsyncConnection, dep: Any, op: Any, purpose: RunPurpose, run: runs.Run

@@ -32,6 +32,7 @@ from terraplane.domain.rollouts import (
 )
 from terraplane.governance.tokens import Principal
 from terraplane.queue import jobs as jobstore
+from terraplane.queue.jobs import Job
 from terraplane.queue.worker import JobContext
 from terraplane.store.database import Database
 from terraplane.store.tables import deployments, rollout_targets, rollouts, tenants
@@ -209,6 +210,32 @@ class Rollouts:
             r = await self._locked(conn, rollout_id)
             status = await self._advance(conn, r)
         return {"rollout": rollout_id, "status": status}
+
+    async def give_up_advance(self, conn: AsyncConnection, job: Job, reason: str) -> None:
+        """`rollout.advance` failed for good: the rollout halts, saying why, rather than wait
+        for an advance that will never come."""
+        await self._halt_for(conn, int(job.payload["rollout_id"]), reason)
+
+    async def give_up_operation_finished(
+        self, conn: AsyncConnection, job: Job, reason: str
+    ) -> None:
+        """`operation.finished` failed for good: the rollout waiting for it halts."""
+        target = (
+            await conn.execute(
+                select(rollout_targets.c.rollout_id).where(
+                    rollout_targets.c.operation_id == int(job.payload["operation_id"])
+                )
+            )
+        ).one_or_none()
+        if target is not None:
+            await self._halt_for(conn, target.rollout_id, reason)
+
+    async def _halt_for(self, conn: AsyncConnection, rollout_id: int, reason: str) -> None:
+        r = await self._locked(conn, rollout_id)
+        if r.status in (RolloutStatus.PENDING.value, RolloutStatus.RUNNING.value):
+            await self._end(
+                conn, r, RolloutStatus.HALTED, f"Terraplane could not advance it: {reason}"[:2000]
+            )
 
     async def _advance(self, conn: AsyncConnection, r: Any) -> str:
         if RolloutStatus(r.status).final or r.status == RolloutStatus.PAUSED.value:

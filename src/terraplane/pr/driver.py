@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.commands import CommandKind
 from terraplane.domain.pullrequests import (
@@ -23,6 +24,7 @@ from terraplane.domain.pullrequests import (
 from terraplane.domain.runs import RunOperation, RunSpec, RunStatus
 from terraplane.pr import closing, commands
 from terraplane.pr.pulls import get_pull
+from terraplane.queue.jobs import Job
 from terraplane.queue.worker import JobContext
 from terraplane.runs import service as runs
 from terraplane.store.database import Database
@@ -88,25 +90,38 @@ class CommandDriver:
         """A run ended: if it is a pull request's, record it and move its command on."""
         run_id = int(ctx.job.payload["run_id"])
         async with self.db.write() as conn:
-            found = (
-                await conn.execute(
-                    select(pr_dirspaces.c.command_id).where(pr_dirspaces.c.run_id == run_id)
-                )
-            ).scalar_one_or_none()
-            if found is None:
-                return None
-            command, rows = await commands.load(conn, found, for_update=True)
-            row = next(r for r in rows if r.run_id == run_id)
-            if row.status.final:
-                return {"command": command.id, "status": row.status.value}  # a repeated event
+            return await self._record_run(conn, run_id, None)
+
+    async def give_up_run_finished(self, conn: AsyncConnection, job: Job, reason: str) -> None:
+        """`run.finished` failed for good: the dirspace fails, saying why, and its command
+        moves on rather than wait for it (and its comment says so)."""
+        await self._record_run(
+            conn,
+            int(job.payload["run_id"]),
+            f"Terraplane could not record this run's result: {reason}"[:2000],
+        )
+
+    async def _record_run(
+        self, conn: AsyncConnection, run_id: int, gave_up: str | None
+    ) -> dict[str, Any] | None:
+        found = (
+            await conn.execute(
+                select(pr_dirspaces.c.command_id).where(pr_dirspaces.c.run_id == run_id)
+            )
+        ).scalar_one_or_none()
+        if found is None:
+            return None
+        command, rows = await commands.load(conn, found, for_update=True)
+        row = next(r for r in rows if r.run_id == run_id)
+        if row.status.final:
+            return {"command": command.id, "status": row.status.value}  # a repeated event
+        if gave_up is None:
             run = await runs.get_run(conn, run_id)
             target = _run_status(run.status)
-            await commands.set_dirspace(
-                conn,
-                row,
-                target,
-                message=run.error if target is not DirspaceStatus.SUCCEEDED else None,
-            )
-            await commands.enqueue_advance(conn, command.id, f"run-{run_id}")
-            await commands.changed(conn, command)
+            message = run.error if target is not DirspaceStatus.SUCCEEDED else None
+        else:
+            target, message = DirspaceStatus.FAILED, gave_up
+        await commands.set_dirspace(conn, row, target, message=message)
+        await commands.enqueue_advance(conn, command.id, f"run-{run_id}")
+        await commands.changed(conn, command)
         return {"command": command.id, "dirspace": row.label, "status": target.value}

@@ -4,6 +4,7 @@ except `claim_next` which owns its own (a claim must commit before work starts).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,12 +14,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.jobs import JobStatus, retry_delay_seconds
+from terraplane.observability.logs import get_logger
 from terraplane.store.database import Database
 from terraplane.store.tables import jobs
 from terraplane.store.types import utcnow
 from terraplane.store.upsert import insert_returning
 
 NOTIFY_CHANNEL = "terraplane_jobs"
+GAVE_UP_LOST = "gave up: its worker stopped answering on the last allowed attempt"
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,35 @@ class Job:
     lease_expires_at: datetime | None
     # When this worker claimed it (set by the claim, not stored).
     claimed_at: datetime | None = None
+
+
+GiveUp = Callable[[AsyncConnection, "Job", str], Awaitable[None]]
+"""What a job kind does when the queue fails its job for good (the handler's error, retries
+exhausted, or a worker that died on the last allowed attempt), in the transaction that fails
+it: whatever waited for that job (a run's deployment, a rollout) must not wait forever."""
+
+
+def give_up_all(*hooks: GiveUp) -> GiveUp:
+    """One kind's give-up with several subscribers (as `worker.fan_out` has handlers), each in
+    its own savepoint."""
+
+    async def give_up(conn: AsyncConnection, job: Job, reason: str) -> None:
+        for hook in hooks:
+            await _give_up(conn, job, reason, hook)
+
+    return give_up
+
+
+async def _give_up(conn: AsyncConnection, job: Job, reason: str, give_up: GiveUp | None) -> None:
+    """Run `give_up` in a savepoint: if it fails too, the job still fails (a hook that raised
+    would otherwise roll the failure back and the job would come back, forever)."""
+    if give_up is None:
+        return
+    try:
+        async with conn.begin_nested():
+            await give_up(conn, job, reason)
+    except Exception:
+        log.exception("giving up on a job failed", job_id=job.id, kind=job.kind)
 
 
 def _job(row: Any) -> Job:
@@ -132,11 +165,17 @@ async def claim_next(
 
 
 async def claim_batch(
-    db: Database, worker_id: str, kinds: list[str], lease: timedelta, limit: int
+    db: Database,
+    worker_id: str,
+    kinds: list[str],
+    lease: timedelta,
+    limit: int,
+    give_up: Mapping[str, GiveUp] | None = None,
 ) -> list[Job]:
     """Claim up to `limit` jobs in one transaction (never two with one exclusive key).
 
-    A job whose lease expired after its last allowed attempt is failed here, not re-run.
+    A job whose lease expired after its last allowed attempt is failed here, not re-run, and
+    its kind's `give_up` runs.
     """
     while True:
         try:
@@ -181,10 +220,12 @@ async def claim_batch(
                             lease_owner=None,
                             claim_token=None,
                             lease_expires_at=None,
-                            last_error="gave up: its worker stopped answering on the last "
-                            "allowed attempt",
+                            last_error=GAVE_UP_LOST,
                         )
                     )
+                    for job in claimed:
+                        if job.id in exhausted:
+                            await _give_up(conn, job, GAVE_UP_LOST, (give_up or {}).get(job.kind))
                 alive = sorted((j for j in claimed if j.id not in exhausted), key=lambda j: j.id)
                 if alive:
                     return alive
@@ -257,14 +298,22 @@ async def complete_many(
     return [await complete(conn, job, result) for job, result in finished]
 
 
-async def fail(conn: AsyncConnection, job: Job, error: str, *, transient: bool) -> bool:
-    """Retry a transient failure with backoff while attempts remain; otherwise fail for good."""
+async def fail(
+    conn: AsyncConnection,
+    job: Job,
+    error: str,
+    *,
+    transient: bool,
+    give_up: GiveUp | None = None,
+) -> bool:
+    """Retry a transient failure with backoff while attempts remain; otherwise fail for good
+    and run `give_up`."""
     if transient and job.attempts < job.max_attempts:
         delay = timedelta(seconds=retry_delay_seconds(job.attempts))
         return await _owned_update(
             conn, _REQUEUE, job, j_after=utcnow() + delay, j_error=error[:4000], j_refund=0
         )
-    return await _owned_update(
+    failed = await _owned_update(
         conn,
         _FINISH,
         job,
@@ -273,6 +322,9 @@ async def fail(conn: AsyncConnection, job: Job, error: str, *, transient: bool) 
         j_result=None,
         j_error=error[:4000],
     )
+    if failed:
+        await _give_up(conn, job, error, give_up)
+    return failed
 
 
 async def release(conn: AsyncConnection, job: Job) -> bool:

@@ -191,11 +191,14 @@ class Worker:
         lease_seconds: float = 30.0,
         poll_seconds: float = 0.5,
         worker_id: str | None = None,
+        give_up: dict[str, jobstore.GiveUp] | None = None,
     ) -> None:
         """`lanes`: (name, kinds, slots) each; by default one lane of `slots` for every kind
-        in `handlers`. Every handled kind must be in exactly one lane."""
+        in `handlers`. Every handled kind must be in exactly one lane. `give_up`: per kind,
+        what to do when a job of it fails for good (`jobstore.GiveUp`)."""
         self.db = db
         self.handlers = handlers
+        self.give_up = give_up or {}
         spec = lanes if lanes is not None else [("jobs", sorted(handlers), slots)]
         self.lanes = [Lane(name, kinds, n) for name, kinds, n in spec if n > 0 and kinds]
         claimed = [k for lane in self.lanes for k in lane.kinds]
@@ -264,6 +267,7 @@ class Worker:
                     lane.kinds,
                     self.lease,
                     lane.capacity - len(lane.running),
+                    self.give_up,
                 )
                 failures = 0
             except (OperationalError, DBAPIError, OSError) as exc:
@@ -355,11 +359,19 @@ class Worker:
             outcome = "lost"  # the handler's last transaction rolled back; nothing recorded
         except TransientJobError as exc:
             outcome = "retried"
-            await self._finish(jobstore.fail, job, str(exc), transient=True)
+            await self._finish(
+                jobstore.fail, job, str(exc), transient=True, give_up=self.give_up.get(job.kind)
+            )
         except Exception as exc:  # a handler bug must fail its job, not kill the worker
             outcome = "failed"
             log.exception("job failed", job_id=job.id, kind=job.kind)
-            await self._finish(jobstore.fail, job, f"{type(exc).__name__}: {exc}", transient=False)
+            await self._finish(
+                jobstore.fail,
+                job,
+                f"{type(exc).__name__}: {exc}",
+                transient=False,
+                give_up=self.give_up.get(job.kind),
+            )
         finally:
             slot.release()
             beat.cancel()

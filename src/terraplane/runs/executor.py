@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from terraplane.domain.runs import RunSpec, RunStatus
 from terraplane.engine.binaries import EngineBinaries
@@ -24,6 +25,7 @@ from terraplane.engine.terraform import TerraformCommands, run_environment
 from terraplane.governance.run_tokens import mint, run_name_prefix
 from terraplane.observability.logs import get_logger
 from terraplane.observability.metrics import RUN_PHASE_SECONDS
+from terraplane.queue.jobs import Job
 from terraplane.queue.worker import JobContext, complete_in
 from terraplane.repoconfig.hclscan import declares_backend
 from terraplane.runs import service
@@ -155,6 +157,19 @@ class RunExecutor:
         if finishing is not None:
             RUN_PHASE_SECONDS.labels("finish").observe(time.perf_counter() - finishing)
         return result
+
+    async def give_up(self, conn: AsyncConnection, job: Job, reason: str) -> None:
+        """The queue gave up on a run's job (its workers kept dying, or the executor itself
+        failed): the run fails with the reason, which writes its `run.finished` like any end,
+        and a state lock its dead attempt left is released."""
+        run = await service.get_run(conn, int(job.payload["run_id"]))
+        if run.status.final:
+            return
+        if run.spec.state:
+            await self._release_stale_lock(conn, run)
+        await service.set_status(
+            conn, run, RunStatus.FAILED, error=f"Terraplane gave up on this run: {reason}"[:2000]
+        )
 
     async def _execute(
         self,
