@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy src tests bench
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -72,7 +72,7 @@ def test_plans_complete_exactly_once_after_the_server_is_killed(
     def running() -> bool:
         with world.server.client(Role.VIEWER) as client:
             runs = client.get("/api/v1/runs").json()["runs"]
-        return sum(r["status"] == "running" for r in runs) == 3
+        return bool(sum(r["status"] == "running" for r in runs) == 3)
 
     world.wait("three running plans", running, timeout=60)
     process.kill()  # mid-run: terraform and sleep die with it

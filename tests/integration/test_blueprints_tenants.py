@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -116,7 +118,7 @@ def test_bad_versions_are_refused_and_nothing_is_stored(
 ) -> None:
     name = unique("strict")
     traversal = tar_gz({"main.tf": 'variable "x" {}\n', "../escaped.tf": "oops"})
-    cases = [
+    cases: list[tuple[Callable[..., httpx.Response], tuple[Any, ...], int, str]] = [
         (upload, ("not-semver", example_archive()), 422, "semantic version"),
         (upload, ("1.0.0", b"not a tarball"), 422, "not a usable .tar.gz"),
         (upload, ("1.0.0", traversal), 422, "archive"),
@@ -138,7 +140,7 @@ def test_bad_versions_are_refused_and_nothing_is_stored(
     with live_server.client() as client:
         client.post("/api/v1/blueprints", json={"name": name})
         for func, args, status, message in cases:
-            answer = func(client, name, *args)  # type: ignore[operator]
+            answer = func(client, name, *args)
             assert answer.status_code == status, answer.text
             assert message in answer.json()["detail"], answer.text
         assert client.get(f"/api/v1/blueprints/{name}").json()["versions"] == []

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from terraplane.domain.roles import Role
 from terraplane.domain.runs import DirectorySource, RunOperation, RunSpec
@@ -42,10 +43,10 @@ def module(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def spec(path: Path, **kwargs: object) -> RunSpec:
+def spec(path: Path, **kwargs: Any) -> RunSpec:
     return RunSpec(
         source=DirectorySource(path=str(path)), state=f"runs/{uuid.uuid4().hex[:8]}", **kwargs
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_plan_then_apply_then_plan_again(live_server: LiveServer, tmp_path: Path) -> None:

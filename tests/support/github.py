@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -259,7 +259,7 @@ class GitHubStandIn:
         self,
         full_name: str,
         branch: str,
-        files: dict[str, str | None],
+        files: Mapping[str, str | None],
         message: str,
         *,
         create: bool = False,
@@ -287,7 +287,7 @@ class GitHubStandIn:
         return git(work, "rev-parse", "HEAD")
 
     def branch(
-        self, full_name: str, branch: str, files: dict[str, str | None], message: str
+        self, full_name: str, branch: str, files: Mapping[str, str | None], message: str
     ) -> str:
         """A new branch off the default branch's tip, with one commit."""
         repo = self.repos[full_name]

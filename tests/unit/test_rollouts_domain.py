@@ -38,7 +38,7 @@ def test_plan_waves(total: int, specs: list[dict[str, float]], sizes: list[int])
 def test_a_wave_has_count_or_percent() -> None:
     for bad in ({}, {"count": 1, "percent": 5}, {"percent": 0}, {"count": 0}):
         with pytest.raises(ValidationError):
-            WaveSpec(**bad)  # type: ignore[arg-type]
+            WaveSpec(**bad)
 
 
 ALLOWED_ROLLOUT = {

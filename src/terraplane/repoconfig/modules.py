@@ -101,7 +101,7 @@ class ChangedFiles:
 
 
 def affected(
-    dirspaces: list[Dirspace], changed: Iterable[str], graph: dict[str, set[str]]
+    dirspaces: list[Dirspace], changed: Iterable[str] | ChangedFiles, graph: dict[str, set[str]]
 ) -> list[Dirspace]:
     """The dirspaces a change to `changed` touches: through their `when_modified` patterns, or
     because a file of a local module they use (transitively) changed."""
