@@ -114,8 +114,9 @@ def wait_idle(client: httpx.Client, timeout: float) -> None:
 
 
 def run_seconds(url: str, after_id: int) -> tuple[float, int]:
-    """Sum of (finished - started) of the runs after `after_id`, and the newest run id: the
-    slot time runs held, of which terraform is one part."""
+    """Sum of (finished - started) of the runs after `after_id`, and the newest run id: each
+    run's time from its first transaction to its result, of which terraform is one part (a run
+    prepared ahead also waits for its slot in there, so the sum may exceed the slots' time)."""
     engine = create_engine(normalize_url(url, asynchronous=False))
     try:
         with engine.connect() as conn:

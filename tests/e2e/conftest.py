@@ -42,6 +42,9 @@ def pr_server_env(github: GitHubStandIn, cli_config: Path) -> dict[str, str]:
         "TERRAPLANE_GITHUB_API_URL": github.url,
         "TERRAPLANE_GITHUB_WEBHOOK_SECRET": github.webhook_secret,
         "TERRAPLANE_JOB_POLL_SECONDS": "0.2",
+        # No cached principals: a credential that is no longer valid (a plan run's, recorded
+        # in its saved plan) must fail here as it would minutes later in production.
+        "TERRAPLANE_TOKEN_CACHE_SECONDS": "0",
     }
 
 

@@ -279,3 +279,72 @@ async def test_giving_up_on_a_job_tells_its_kind_in_the_same_transaction(db: Dat
         ).scalars()
         # The broken hook's write rolled back with its savepoint; the others committed.
         assert sorted(p["of"] for p in follow_ups) == [broken.id, orphan.id]
+
+
+async def test_a_handler_that_takes_its_slot_prepares_while_the_slots_are_busy(
+    db: Database,
+) -> None:
+    """One slot, held by the first job: the job claimed ahead does the work that needs no slot
+    meanwhile and starts the rest only when the slot frees. A worker that stops before that
+    hands the prepared job back untouched (no attempt spent)."""
+    from terraplane.queue.worker import JobContext, Worker
+
+    async with db.write() as conn:
+        first = await q.enqueue(conn, "k", {"i": 0})
+        second = await q.enqueue(conn, "k", {"i": 1})
+    events: list[str] = []
+    release_first = asyncio.Event()
+
+    class Handler:
+        takes_its_slot = True
+
+        async def __call__(self, ctx: JobContext) -> dict[str, object]:
+            i = ctx.job.payload["i"]
+            events.append(f"prepared {i}")
+            await ctx.take_slot()
+            events.append(f"slot {i}")
+            if i == 0:
+                await release_first.wait()
+            events.append(f"end {i}")
+            return {}
+
+    worker = Worker(db, {"k": Handler()}, slots=1, poll_seconds=0.05)
+    worker.start()
+    try:
+        for _ in range(200):
+            if "prepared 1" in events:
+                break
+            await asyncio.sleep(0.05)
+        assert events == ["prepared 0", "slot 0", "prepared 1"]  # 1 waits for the slot
+        release_first.set()
+        for _ in range(200):
+            if "end 1" in events:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop(5)
+    assert events == ["prepared 0", "slot 0", "prepared 1", "end 0", "slot 1", "end 1"]
+    async with db.read() as conn:
+        done = [await q.get_job(conn, j.id) for j in (first, second)]
+    assert all(j is not None and j.status is JobStatus.SUCCEEDED for j in done)
+
+    # Stopping while a prepared job waits for the slot hands it back.
+    async with db.write() as conn:
+        await q.enqueue(conn, "k", {"i": 0})
+        waiting = await q.enqueue(conn, "k", {"i": 1})
+    events.clear()
+    release_first.clear()
+    worker = Worker(db, {"k": Handler()}, slots=1, poll_seconds=0.05)
+    worker.start()
+    for _ in range(200):
+        if "prepared 1" in events:
+            break
+        await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(worker.stop(5))
+    await asyncio.sleep(0.1)
+    release_first.set()
+    await stopping
+    assert "slot 1" not in events and "end 0" in events
+    async with db.read() as conn:
+        back = await q.get_job(conn, waiting.id)
+    assert back is not None and back.status is JobStatus.QUEUED and back.attempts == 0

@@ -54,10 +54,18 @@ class JobContext:
     # Gives the job's slot to the next job before this one has finished (a run calls it once
     # terraform is done, so its bookkeeping overlaps the next run's start). Idempotent.
     release_slot: Callable[[], None] = lambda: None
+    # For a handler that takes its slot itself (`takes_its_slot`): waits until the job holds
+    # one. Raises SlotWithdrawn when the worker began to stop meanwhile.
+    take_slot: Callable[[], Awaitable[None]] = field(default=lambda: _no_wait())
 
 
-class _HandBack(Exception):
-    """A job claimed ahead of a free slot got its slot only after the worker began to stop."""
+async def _no_wait() -> None:
+    return None
+
+
+class SlotWithdrawn(Exception):
+    """A job claimed ahead of a free slot got its slot only after the worker began to stop:
+    it goes back to the queue (not counted as an attempt) for another worker."""
 
 
 class _Slot:
@@ -326,11 +334,21 @@ class Worker:
         log.info("worker stopped", worker_id=self.worker_id)
 
     async def _handle(self, ctx: JobContext, slot: _Slot) -> dict[str, Any] | None:
-        """The job's handler, once the job has a slot."""
-        await slot.acquire()
-        if self._stopping:
-            raise _HandBack
-        return await self.handlers[ctx.job.kind](ctx)
+        """The job's handler, once the job has a slot; or at once, for a handler that
+        `takes_its_slot` after work that needs none (a run's preparation: it then overlaps
+        the runs holding the slots, instead of adding to each slot's time)."""
+
+        async def take_slot() -> None:
+            await slot.acquire()
+            if self._stopping:
+                raise SlotWithdrawn
+
+        handler = self.handlers[ctx.job.kind]
+        if getattr(handler, "takes_its_slot", False):
+            ctx.take_slot = take_slot
+        else:
+            await take_slot()
+        return await handler(ctx)
 
     async def _execute(self, lane: Lane, ctx: JobContext) -> None:
         job = ctx.job
@@ -352,8 +370,8 @@ class Worker:
                 # Shutdown past the grace period: hand the job back for another worker.
                 outcome = "released"
                 await asyncio.shield(self._finish(jobstore.release, job))
-        except _HandBack:
-            outcome = "released"  # claimed ahead, never started: another worker takes it
+        except SlotWithdrawn:
+            outcome = "released"  # claimed ahead, never ran: another worker takes it
             await self._finish(jobstore.release, job)
         except LeaseLost:
             outcome = "lost"  # the handler's last transaction rolled back; nothing recorded

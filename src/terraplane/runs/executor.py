@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,7 +27,7 @@ from terraplane.governance.run_tokens import mint, run_name_prefix
 from terraplane.observability.logs import get_logger
 from terraplane.observability.metrics import RUN_PHASE_SECONDS
 from terraplane.queue.jobs import Job
-from terraplane.queue.worker import JobContext, complete_in
+from terraplane.queue.worker import JobContext, SlotWithdrawn, complete_in
 from terraplane.repoconfig.hclscan import declares_backend
 from terraplane.runs import service
 from terraplane.runs.logs import RunLogWriter
@@ -93,6 +94,9 @@ class RunExecutor:
     keyring: Keyring
     binaries: EngineBinaries
     sources: RunSources
+    # A run prepares (its first transaction, working copy, backend configuration) before it
+    # takes a slot, while the runs holding the slots work: a slot's time is terraform's.
+    takes_its_slot: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.cancels = CancelWatch(self.db)
@@ -127,9 +131,13 @@ class RunExecutor:
         finishing: float | None = None
         try:
             status, values = await self._execute(
-                run, workdir, logs, cancel, secret, ctx.job.attempts, started
+                run, workdir, logs, cancel, secret, ctx.job.attempts, started, ctx.take_slot
             )
             finishing = time.perf_counter()
+        except SlotWithdrawn:
+            # Prepared, but the worker began to stop before a slot came: not started at all.
+            await asyncio.shield(self._abandon(logs))
+            raise
         except asyncio.CancelledError:
             await logs.write(
                 "\nterraplane: the worker stopped; another worker will resume this run\n"
@@ -180,9 +188,12 @@ class RunExecutor:
         secret: str | None,
         attempt: int,
         started: float,
+        take_slot: Callable[[], Awaitable[None]],
     ) -> tuple[RunStatus, dict[str, Any]]:
         spec = run.spec
-        redactor = Redactor(spec.secret_values())
+        # The attempt's state credentials are in terraform's environment: a workflow's `run`
+        # step could print them.
+        redactor = Redactor([*spec.secret_values(), *([secret] if secret else [])])
 
         async def sink(text: str) -> None:
             await logs.write(redactor.feed(text))
@@ -201,7 +212,7 @@ class RunExecutor:
             use_backend = not await asyncio.to_thread(_declares_backend, module_dir)
         if use_backend:
             assert secret is not None
-            self._configure_backend(run, module_dir, secret)
+            env.update(self._configure_backend(run, module_dir, secret))
         if spec.variables:
             _write_private(module_dir / VARS_FILE, json.dumps(spec.variables))
         if spec.plan_from_run is not None:
@@ -234,6 +245,7 @@ class RunExecutor:
             store_plan=store_plan if spec.keep_plan else None,
         )
         RUN_PHASE_SECONDS.labels("prepare").observe(time.perf_counter() - started)
+        await take_slot()
         try:
             return await workflow.execute()
         finally:
@@ -264,8 +276,12 @@ class RunExecutor:
             own.write_text("# Terraplane's empty Terraform CLI configuration\n")
         return own
 
-    def _configure_backend(self, run: service.Run, module_dir: Path, secret: str) -> None:
-        """Point the module at its state in Terraplane, with the attempt's scoped token."""
+    def _configure_backend(self, run: service.Run, module_dir: Path, secret: str) -> dict[str, str]:
+        """Point the module at its state in Terraplane; returns the environment carrying the
+        attempt's credentials. They go to terraform as TF_HTTP_USERNAME/TF_HTTP_PASSWORD, never
+        into the backend configuration: terraform records that configuration in a saved plan
+        (and in .terraform/), and applying the plan would then use the plan run's credentials,
+        dead since that run ended, instead of the apply's."""
         address = f"{self.settings.base_url}/api/v1/state/{run.spec.state}"
         (module_dir / BACKEND_OVERRIDE).write_text('terraform {\n  backend "http" {}\n}\n')
         _write_private(
@@ -277,12 +293,11 @@ class RunExecutor:
                     f"unlock_address = {json.dumps(address)}",
                     'lock_method = "LOCK"',
                     'unlock_method = "UNLOCK"',
-                    'username = "terraplane"',
-                    f"password = {json.dumps(secret)}",
                 ]
             )
             + "\n",
         )
+        return {"TF_HTTP_USERNAME": "terraplane", "TF_HTTP_PASSWORD": secret}
 
     async def _release_stale_lock(self, conn: Any, run: service.Run) -> None:
         """A lock taken by an earlier attempt of this run is held by a dead process."""
