@@ -272,21 +272,16 @@ class Deployments:
         """The `run.finished` job: settle the operation the run belonged to, if any."""
         run_id = int(ctx.job.payload["run_id"])
         async with self.db.write() as conn:
-            link = (
-                await conn.execute(select(operation_runs).where(operation_runs.c.run_id == run_id))
-            ).one_or_none()
-            if link is None:
+            op = await _operation_of_run(conn, run_id)
+            if op is None:
                 return None
-            op = (
-                await conn.execute(select(operations).where(operations.c.id == link.operation_id))
-            ).one()
             if op.deployment_id is None:
                 return None  # a repository's drift check: not a deployment's
             if OperationStatus(op.status).final:
                 return {"operation": op.id, "status": op.status}  # a repeated event
             run = await runs.get_run(conn, run_id)
             dep = await self._locked(conn, op.deployment_id)
-            status = await self._settle(conn, dep, op, RunPurpose(link.purpose), run)
+            status = await self._settle(conn, dep, op, RunPurpose(op.purpose), run)
         return {"operation": op.id, "status": status.value}
 
     async def give_up_run_finished(self, conn: AsyncConnection, job: Job, reason: str) -> None:
@@ -294,15 +289,8 @@ class Deployments:
         its deployment if the operation kept it busy, so that neither is left waiting (and a
         rollout waiting for the operation hears of it)."""
         run_id = int(job.payload["run_id"])
-        link = (
-            await conn.execute(select(operation_runs).where(operation_runs.c.run_id == run_id))
-        ).one_or_none()
-        if link is None:
-            return
-        op = (
-            await conn.execute(select(operations).where(operations.c.id == link.operation_id))
-        ).one()
-        if op.deployment_id is None or OperationStatus(op.status).final:
+        op = await _operation_of_run(conn, run_id)
+        if op is None or op.deployment_id is None or OperationStatus(op.status).final:
             return
         dep = await self._locked(conn, op.deployment_id)
         if DeploymentStatus(dep.status).busy:
@@ -535,3 +523,15 @@ class Deployments:
             max_attempts=10,
         )
         return status
+
+
+async def _operation_of_run(conn: AsyncConnection, run_id: int) -> Any:
+    """The operation a run belongs to, with the run's `purpose` in it; None for a run that is
+    no operation's."""
+    return (
+        await conn.execute(
+            select(operations, operation_runs.c.purpose)
+            .join(operation_runs, operation_runs.c.operation_id == operations.c.id)
+            .where(operation_runs.c.run_id == run_id)
+        )
+    ).one_or_none()
